@@ -1,0 +1,332 @@
+//! Queues: the state machine that owns ready messages, consumers and dispatch.
+//!
+//! Every change (enqueue, deliver, settle, requeue, purge, delete) is a method taking the
+//! queue's lock once and leaving the state consistent, so that the same operations can
+//! later be replicated as commands. Dispatch runs inside the operation that made it
+//! possible (a publish, an ack that freed credit, a new consumer), on the caller's task:
+//! there is no queue task to hop through.
+//!
+//! Lock order: queue lock, then the delivery sink's locks. Sinks never call back into a
+//! queue while holding their own locks.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use warren_amqp_codec::FieldTable;
+use warren_store::{Envelope, Message, QueueStore, SeqNo};
+
+use crate::consumer::Consumer;
+use crate::error::{BrokerError, Result};
+use crate::ConnectionId;
+
+/// Monotonic counters for management and metrics.
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    pub published: AtomicU64,
+    pub delivered: AtomicU64,
+    pub delivered_no_ack: AtomicU64,
+    pub get: AtomicU64,
+    pub get_no_ack: AtomicU64,
+    pub acked: AtomicU64,
+    pub redelivered: AtomicU64,
+}
+
+pub struct Queue {
+    pub name: String,
+    pub vhost: String,
+    pub durable: bool,
+    pub exclusive_owner: Option<ConnectionId>,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    pub counters: QueueCounters,
+    inner: Mutex<Inner>,
+    deleted: AtomicBool,
+}
+
+struct Inner {
+    store: Box<dyn QueueStore>,
+    consumers: Vec<Arc<Consumer>>,
+    /// Round-robin position: the consumer after the last one served.
+    cursor: usize,
+    /// Highest consumer priority present (lets dispatch stop searching early).
+    top_priority: i32,
+    unacked: u64,
+    had_consumers: bool,
+}
+
+/// What removing a consumer means for the queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConsumerRemoved {
+    NotFound,
+    Removed,
+    /// The last consumer of an auto-delete queue left: delete the queue.
+    RemovedAutoDelete,
+}
+
+/// A snapshot of a queue's figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueStats {
+    pub ready: u64,
+    pub ready_bytes: u64,
+    pub unacked: u64,
+    pub consumers: u64,
+}
+
+impl Queue {
+    pub(crate) fn new(
+        vhost: &str,
+        name: &str,
+        durable: bool,
+        exclusive_owner: Option<ConnectionId>,
+        auto_delete: bool,
+        arguments: FieldTable,
+        store: Box<dyn QueueStore>,
+    ) -> Queue {
+        Queue {
+            name: name.to_string(),
+            vhost: vhost.to_string(),
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+            counters: QueueCounters::default(),
+            inner: Mutex::new(Inner {
+                store,
+                consumers: Vec::new(),
+                cursor: 0,
+                top_priority: i32::MIN,
+                unacked: 0,
+                had_consumers: false,
+            }),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive_owner.is_some()
+    }
+
+    /// Enqueues a routed message and dispatches what it can.
+    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) {
+        let mut inner = self.inner.lock();
+        if self.is_deleted() {
+            return;
+        }
+        inner.store.push(msg);
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.dispatch_locked(&mut inner);
+    }
+
+    /// Hands ready messages to consumers with credit, round-robin within the highest
+    /// consumer priority that can take one.
+    pub fn dispatch(self: &Arc<Self>) {
+        let mut inner = self.inner.lock();
+        self.dispatch_locked(&mut inner);
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, inner: &mut Inner) {
+        let Inner {
+            store,
+            consumers,
+            cursor,
+            top_priority,
+            unacked,
+            ..
+        } = inner;
+        let n = consumers.len();
+        if n == 0 {
+            return;
+        }
+        while store.ready_count() > 0 {
+            let mut best: Option<(usize, i32)> = None;
+            for off in 0..n {
+                let i = (*cursor + off) % n;
+                let c = &consumers[i];
+                if best.is_none_or(|(_, p)| c.priority > p) && c.can_take() {
+                    best = Some((i, c.priority));
+                    if c.priority >= *top_priority {
+                        break;
+                    }
+                }
+            }
+            let Some((i, _)) = best else { break };
+            let c = &consumers[i];
+            let env = store.pop().expect("ready_count > 0");
+            let seq = env.seq;
+            let redelivered = env.redelivered;
+            if !c.no_ack {
+                c.credit.take();
+                c.channel_credit.take();
+            }
+            match c.sink.deliver(c, self, env) {
+                Ok(()) => {
+                    if c.no_ack {
+                        store.settle(seq);
+                        self.counters
+                            .delivered_no_ack
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        *unacked += 1;
+                        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if redelivered {
+                        self.counters.redelivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    *cursor = i + 1;
+                }
+                Err(env) => {
+                    c.settled(1);
+                    store.requeue(env);
+                    // The sink is closing; its consumers are about to be removed.
+                    break;
+                }
+            }
+        }
+    }
+
+    /// `basic.get`: takes the next ready message. Returns it with the number of messages
+    /// left ready.
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Envelope, u64)> {
+        let mut inner = self.inner.lock();
+        let env = inner.store.pop()?;
+        if no_ack {
+            inner.store.settle(env.seq);
+            self.counters.get_no_ack.fetch_add(1, Ordering::Relaxed);
+        } else {
+            inner.unacked += 1;
+            self.counters.get.fetch_add(1, Ordering::Relaxed);
+        }
+        if env.redelivered {
+            self.counters.redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let left = inner.store.ready_count();
+        Some((env, left))
+    }
+
+    /// Outstanding deliveries are done with (acked, or rejected without requeue).
+    pub fn settle(&self, seqs: &[SeqNo], acked: bool) {
+        let mut inner = self.inner.lock();
+        for &s in seqs {
+            inner.store.settle(s);
+        }
+        inner.unacked = inner.unacked.saturating_sub(seqs.len() as u64);
+        if acked {
+            self.counters
+                .acked
+                .fetch_add(seqs.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Outstanding deliveries go back to their places, marked redelivered, and are
+    /// dispatched again.
+    pub fn requeue(self: &Arc<Self>, envs: impl IntoIterator<Item = Envelope>) {
+        let mut inner = self.inner.lock();
+        let deleted = self.is_deleted();
+        for mut env in envs {
+            inner.unacked = inner.unacked.saturating_sub(1);
+            if deleted {
+                inner.store.settle(env.seq);
+            } else {
+                env.redelivered = true;
+                inner.store.requeue(env);
+            }
+        }
+        if !deleted {
+            self.dispatch_locked(&mut inner);
+        }
+    }
+
+    pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<()> {
+        let mut inner = self.inner.lock();
+        if self.is_deleted() {
+            return Err(BrokerError::no_queue(&self.vhost, &self.name));
+        }
+        let exclusive_in_use = inner.consumers.iter().any(|c| c.exclusive);
+        if exclusive_in_use || (consumer.exclusive && !inner.consumers.is_empty()) {
+            return Err(BrokerError::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.name, self.vhost
+            )));
+        }
+        inner.top_priority = inner.top_priority.max(consumer.priority);
+        inner.consumers.push(consumer);
+        inner.had_consumers = true;
+        self.dispatch_locked(&mut inner);
+        Ok(())
+    }
+
+    pub(crate) fn remove_consumer(&self, connection: ConnectionId, tag: &str) -> ConsumerRemoved {
+        let mut inner = self.inner.lock();
+        let Some(i) = inner
+            .consumers
+            .iter()
+            .position(|c| c.connection == connection && c.tag.as_str() == tag)
+        else {
+            return ConsumerRemoved::NotFound;
+        };
+        inner.consumers.remove(i);
+        if inner.cursor > i {
+            inner.cursor -= 1;
+        }
+        inner.top_priority = inner
+            .consumers
+            .iter()
+            .map(|c| c.priority)
+            .max()
+            .unwrap_or(i32::MIN);
+        if inner.consumers.is_empty() && self.auto_delete && inner.had_consumers {
+            ConsumerRemoved::RemovedAutoDelete
+        } else {
+            ConsumerRemoved::Removed
+        }
+    }
+
+    pub fn purge(&self) -> u64 {
+        self.inner.lock().store.purge()
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        let inner = self.inner.lock();
+        QueueStats {
+            ready: inner.store.ready_count(),
+            ready_bytes: inner.store.ready_bytes(),
+            unacked: inner.unacked,
+            consumers: inner.consumers.len() as u64,
+        }
+    }
+
+    pub fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.inner.lock().consumers.clone()
+    }
+
+    /// Checks `if-unused` / `if-empty`, then marks the queue deleted and returns its ready
+    /// message count and the consumers to notify.
+    pub(crate) fn delete(
+        &self,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> Result<(u64, Vec<Arc<Consumer>>)> {
+        let mut inner = self.inner.lock();
+        if if_unused && !inner.consumers.is_empty() {
+            return Err(BrokerError::precondition_failed(format!(
+                "queue '{}' in vhost '{}' in use",
+                self.name, self.vhost
+            )));
+        }
+        if if_empty && inner.store.ready_count() > 0 {
+            return Err(BrokerError::precondition_failed(format!(
+                "queue '{}' in vhost '{}' is not empty",
+                self.name, self.vhost
+            )));
+        }
+        self.deleted.store(true, Ordering::Release);
+        let n = inner.store.purge();
+        let consumers = std::mem::take(&mut inner.consumers);
+        Ok((n, consumers))
+    }
+}

@@ -1,0 +1,88 @@
+//! Message storage behind Warren's queues.
+//!
+//! # Layout
+//! - [`Message`]: one published message, shared (`Arc`) by every queue it was routed to.
+//!   Its properties are the raw AMQP 0-9-1 basic-properties bytes, the broker's canonical
+//!   message format (as in RabbitMQ); other protocols convert at their edge.
+//! - [`QueueStore`]: what a queue needs from storage: append, take the next ready message,
+//!   settle, requeue, purge. The queue state machine in `warren-core` calls only this.
+//! - [`memory`]: the in-memory backend. The disk backend (segments, acks, recovery) fills in
+//!   the same interface.
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warren_amqp_codec::{PropertiesView, ShortStr};
+
+/// A queue-local sequence number: the order messages entered the queue. Requeued messages
+/// keep theirs, which is how they return to their original place.
+pub type SeqNo = u64;
+
+/// One published message.
+#[derive(Debug)]
+pub struct Message {
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
+    /// Raw basic properties: flags + property list, as received.
+    pub properties: Bytes,
+    pub body: Bytes,
+    /// delivery_mode = 2
+    pub persistent: bool,
+    pub priority: u8,
+}
+
+impl Message {
+    pub fn new(
+        exchange: ShortStr,
+        routing_key: ShortStr,
+        properties: Bytes,
+        view: &PropertiesView,
+        body: Bytes,
+    ) -> Message {
+        Message {
+            exchange,
+            routing_key,
+            properties,
+            body,
+            persistent: view.persistent(),
+            priority: view.priority.unwrap_or(0),
+        }
+    }
+
+    /// Body bytes, the figure RabbitMQ reports as message bytes.
+    pub fn size(&self) -> u64 {
+        self.body.len() as u64
+    }
+}
+
+/// A message as a queue holds it.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub seq: SeqNo,
+    pub msg: Arc<Message>,
+    pub redelivered: bool,
+}
+
+/// Storage for one queue's messages.
+///
+/// Ready messages come out in sequence order; a requeued message goes back to its place by
+/// sequence number (in front of everything published after it), as RabbitMQ does.
+pub trait QueueStore: Send {
+    /// Appends a message and returns its sequence number.
+    fn push(&mut self, msg: Arc<Message>) -> SeqNo;
+    /// Takes the next ready message; it is then outstanding until settled or requeued.
+    fn pop(&mut self) -> Option<Envelope>;
+    /// The next ready message, left in place.
+    fn peek(&self) -> Option<&Envelope>;
+    /// An outstanding message is done with (acked, or dropped).
+    fn settle(&mut self, seq: SeqNo);
+    /// An outstanding message goes back to the ready messages, marked redelivered.
+    fn requeue(&mut self, env: Envelope);
+    /// Drops every ready message; returns how many there were.
+    fn purge(&mut self) -> u64;
+    fn ready_count(&self) -> u64;
+    /// Sum of ready message body sizes.
+    fn ready_bytes(&self) -> u64;
+}
