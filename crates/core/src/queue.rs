@@ -208,8 +208,9 @@ impl Queue {
         Some((env, left))
     }
 
-    /// Outstanding deliveries are done with (acked, or rejected without requeue).
-    pub fn settle(&self, seqs: &[SeqNo], acked: bool) {
+    /// Outstanding deliveries are done with (acked, or rejected without requeue); the
+    /// credit that freed is used to dispatch more.
+    pub fn settle(self: &Arc<Self>, seqs: &[SeqNo], acked: bool) {
         let mut inner = self.inner.lock();
         for &s in seqs {
             inner.store.settle(s);
@@ -220,6 +221,7 @@ impl Queue {
                 .acked
                 .fetch_add(seqs.len() as u64, Ordering::Relaxed);
         }
+        self.dispatch_locked(&mut inner);
     }
 
     /// Outstanding deliveries go back to their places, marked redelivered, and are
@@ -256,7 +258,8 @@ impl Queue {
         inner.top_priority = inner.top_priority.max(consumer.priority);
         inner.consumers.push(consumer);
         inner.had_consumers = true;
-        self.dispatch_locked(&mut inner);
+        // No dispatch here: the adapter confirms the subscription to its client first,
+        // then calls `dispatch`.
         Ok(())
     }
 

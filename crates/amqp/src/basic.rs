@@ -1,0 +1,238 @@
+//! The consuming side of the basic class: qos, consume, cancel, get, ack, reject, nack,
+//! recover. (Publishing is in `publish`.)
+
+use std::sync::Arc;
+
+use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
+use warren_amqp_codec::methods::*;
+use warren_amqp_codec::{FieldValue, ShortStr};
+use warren_core::util::generated_name;
+use warren_core::{BrokerError, Consumer, Credit, Queue, Result};
+
+use crate::channel::{requeue_all, Channel};
+use crate::connection::ConnCtx;
+use crate::delivery::Unacked;
+
+impl Channel {
+    pub(crate) fn basic_qos(&mut self, ctx: &ConnCtx, m: BasicQos) -> Result<()> {
+        if m.prefetch_size != 0 {
+            return Err(BrokerError::not_implemented(format!(
+                "prefetch_size!=0 ({})",
+                m.prefetch_size
+            )));
+        }
+        if m.global {
+            self.shared.credit.set_limit(m.prefetch_count as u32);
+            self.kick_consumed_queues();
+        } else {
+            // As RabbitMQ: a per-consumer qos also lifts any channel-wide limit.
+            self.consumer_prefetch = m.prefetch_count;
+            if self.shared.credit.limit() != 0 {
+                self.shared.credit.set_limit(0);
+                self.kick_consumed_queues();
+            }
+        }
+        self.send(ctx, BasicQosOk {});
+        Ok(())
+    }
+
+    fn kick_consumed_queues(&self) {
+        let mut seen: Vec<&Arc<Queue>> = Vec::new();
+        for (_, q) in self.consumers.values() {
+            if !seen.iter().any(|x| Arc::ptr_eq(x, q)) {
+                seen.push(q);
+                q.dispatch();
+            }
+        }
+    }
+
+    pub(crate) fn basic_consume(&mut self, ctx: &ConnCtx, m: BasicConsume) -> Result<()> {
+        let queue_name = self.queue_name(&m.queue)?;
+        let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
+        let tag: ShortStr = if m.consumer_tag.is_empty() {
+            generated_name("amq.ctag").into()
+        } else {
+            m.consumer_tag.clone()
+        };
+        if self.consumers.contains_key(&tag) {
+            return Err(BrokerError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
+        }
+        let priority = match m.arguments.get("x-priority") {
+            None => 0,
+            Some(v) => match v.as_i64() {
+                Some(p) if i32::try_from(p).is_ok() => p as i32,
+                _ => {
+                    return Err(BrokerError::precondition_failed(format!(
+                        "invalid arg 'x-priority' for queue '{}' in vhost '{}': {{unacceptable_type,{}}}",
+                        queue.name,
+                        queue.vhost,
+                        match v {
+                            FieldValue::LongStr(_) => "longstr",
+                            other => other.type_name(),
+                        }
+                    )))
+                }
+            },
+        };
+        let consumer = Arc::new(Consumer {
+            tag: tag.clone(),
+            connection: ctx.id,
+            channel: self.id,
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            priority,
+            arguments: m.arguments.clone(),
+            credit: Credit::new(self.consumer_prefetch as u32),
+            channel_credit: self.shared.credit.clone(),
+            sink: self.shared.clone(),
+        });
+        ctx.vhost.consume(&queue, consumer.clone())?;
+        // consume-ok must reach the client before the first delivery: send it, then let
+        // the queue dispatch.
+        if !m.nowait {
+            self.send(ctx, BasicConsumeOk { consumer_tag: tag.clone() });
+        }
+        ctx.out.add_consumed_queue(queue.clone());
+        self.consumers.insert(tag, (consumer, queue.clone()));
+        queue.dispatch();
+        Ok(())
+    }
+
+    pub(crate) fn basic_cancel(&mut self, ctx: &ConnCtx, m: BasicCancel) -> Result<()> {
+        if let Some((_, q)) = self.consumers.remove(&m.consumer_tag) {
+            ctx.out.remove_consumed_queue(&q);
+            ctx.vhost.cancel(&q, ctx.id, &m.consumer_tag);
+        }
+        if !m.nowait {
+            self.send(
+                ctx,
+                BasicCancelOk {
+                    consumer_tag: m.consumer_tag,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_get(&mut self, ctx: &ConnCtx, m: BasicGet) -> Result<()> {
+        let queue_name = self.queue_name(&m.queue)?;
+        let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
+        let Some((env, left)) = queue.get(m.no_ack) else {
+            self.send(
+                ctx,
+                BasicGetEmpty {
+                    reserved_1: Default::default(),
+                },
+            );
+            return Ok(());
+        };
+        let mut st = self.shared.state.lock();
+        st.next_tag += 1;
+        let tag = st.next_tag;
+        let msg = &env.msg;
+        ctx.out.write_deferred(|b| {
+            write_method(
+                b,
+                self.id,
+                &BasicGetOk {
+                    delivery_tag: tag,
+                    redelivered: env.redelivered,
+                    exchange: msg.exchange.clone(),
+                    routing_key: msg.routing_key.clone(),
+                    message_count: left as u32,
+                }
+                .into(),
+            );
+            write_content_header(b, self.id, 60, msg.body.len() as u64, &msg.properties);
+            write_body(b, self.id, &msg.body, ctx.frame_max);
+        });
+        if !m.no_ack {
+            st.unacked.push_back(Unacked {
+                tag,
+                queue,
+                env,
+                consumer: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn take_unacked(&self, tag: u64, multiple: bool) -> Result<Vec<Unacked>> {
+        self.shared
+            .state
+            .lock()
+            .take(tag, multiple)
+            .ok_or_else(|| BrokerError::precondition_failed(format!("unknown delivery tag {tag}")))
+    }
+
+    pub(crate) fn basic_ack(&mut self, _ctx: &ConnCtx, tag: u64, multiple: bool) -> Result<()> {
+        let acked = self.take_unacked(tag, multiple)?;
+        if let Some(tx) = self.tx.as_mut() {
+            tx.acks.push((acked, crate::tx::Settle::Ack));
+            return Ok(());
+        }
+        self.settle(acked, true);
+        Ok(())
+    }
+
+    pub(crate) fn basic_nack(
+        &mut self,
+        _ctx: &ConnCtx,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> Result<()> {
+        let taken = self.take_unacked(tag, multiple)?;
+        if let Some(tx) = self.tx.as_mut() {
+            tx.acks.push((taken, crate::tx::Settle::Nack { requeue }));
+            return Ok(());
+        }
+        if requeue {
+            requeue_all(taken);
+        } else {
+            self.settle(taken, false);
+        }
+        Ok(())
+    }
+
+    /// Settles deliveries with their queues, giving credit back first so the queues can
+    /// dispatch into the room just made.
+    pub(crate) fn settle(&self, done: Vec<Unacked>, acked: bool) {
+        let mut batch: Vec<u64> = Vec::new();
+        let mut current: Option<Arc<Queue>> = None;
+        for u in done {
+            if let Some(c) = &u.consumer {
+                c.settled(1);
+            }
+            if current.as_ref().is_some_and(|q| !Arc::ptr_eq(q, &u.queue)) {
+                current.take().unwrap().settle(&batch, acked);
+                batch.clear();
+            }
+            if current.is_none() {
+                current = Some(u.queue.clone());
+            }
+            batch.push(u.env.seq);
+        }
+        if let Some(q) = current {
+            q.settle(&batch, acked);
+        }
+        // A channel-wide limit may hold back consumers on other queues too.
+        if self.shared.credit.limit() != 0 {
+            self.kick_consumed_queues();
+        }
+    }
+
+    pub(crate) fn basic_recover(&mut self, ctx: &ConnCtx, requeue: bool, sync: bool) -> Result<()> {
+        if !requeue {
+            return Err(BrokerError::not_implemented("requeue=false"));
+        }
+        let all: Vec<Unacked> = self.shared.state.lock().unacked.drain(..).collect();
+        requeue_all(all);
+        if sync {
+            self.send(ctx, BasicRecoverOk {});
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! Per-channel state and the dispatch of channel methods to their class's file.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use warren_amqp_codec::methods::*;
+use warren_amqp_codec::{reply, Method, ShortStr};
+use warren_core::{BrokerError, Consumer, Exchange, Queue, Result};
+
+use crate::connection::ConnCtx;
+use crate::delivery::{ChannelShared, Unacked};
+use crate::publish::Content;
+use crate::tx::Tx;
+
+/// Publisher-confirm bookkeeping: sequence numbers are per channel from 1; confirms are
+/// coalesced into one `multiple` ack per read batch.
+#[derive(Default)]
+pub(crate) struct Confirms {
+    pub next_seq: u64,
+    /// Highest sequence number confirmed but not yet acked to the client.
+    pub confirmed_upto: u64,
+    /// Highest sequence number already acked to the client.
+    pub sent_upto: u64,
+}
+
+impl Confirms {
+    pub fn dirty(&self) -> bool {
+        self.confirmed_upto > self.sent_upto
+    }
+}
+
+pub(crate) struct Channel {
+    pub id: u16,
+    pub shared: Arc<ChannelShared>,
+    /// We sent channel.close and wait for close-ok; other frames are dropped.
+    pub closing: bool,
+    pub consumers: HashMap<ShortStr, (Arc<Consumer>, Arc<Queue>)>,
+    pub content: Content,
+    pub confirm: Option<Confirms>,
+    pub tx: Option<Tx>,
+    /// `basic.qos` global = false: the prefetch given to consumers created from now on.
+    pub consumer_prefetch: u16,
+    /// The queue most recently declared on this channel (the "" shortcut).
+    pub last_queue: Option<String>,
+    pub exchange_cache: Option<Arc<Exchange>>,
+    pub route_buf: Vec<Arc<Queue>>,
+}
+
+impl Channel {
+    pub fn new(id: u16, ctx: &ConnCtx) -> Channel {
+        Channel {
+            id,
+            shared: Arc::new(ChannelShared::new(
+                id,
+                ctx.out.clone(),
+                ctx.frame_max,
+                ctx.caps.consumer_cancel_notify,
+            )),
+            closing: false,
+            consumers: HashMap::new(),
+            content: Content::Idle,
+            confirm: None,
+            tx: None,
+            consumer_prefetch: 0,
+            last_queue: None,
+            exchange_cache: None,
+            route_buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&self, ctx: &ConnCtx, m: impl Into<Method>) {
+        ctx.out.send(self.id, &m.into());
+    }
+
+    /// Handles a method on this (open) channel.
+    pub fn method(&mut self, ctx: &ConnCtx, m: Method) -> Result<()> {
+        if !matches!(self.content, Content::Idle) {
+            return Err(BrokerError::new(
+                reply::UNEXPECTED_FRAME,
+                self.content.expected_text(),
+            ));
+        }
+        self.forget_broker_cancelled();
+        match m {
+            Method::ChannelFlow(f) => {
+                if !f.active {
+                    return Err(BrokerError::not_implemented("active=false"));
+                }
+                self.send(ctx, ChannelFlowOk { active: true });
+                Ok(())
+            }
+            Method::ChannelFlowOk(_) => Ok(()),
+            Method::AccessRequest(_) => {
+                self.send(ctx, AccessRequestOk { reserved_1: 1 });
+                Ok(())
+            }
+            Method::ExchangeDeclare(m) => self.exchange_declare(ctx, m),
+            Method::ExchangeDelete(m) => self.exchange_delete(ctx, m),
+            Method::ExchangeBind(m) => self.exchange_bind(ctx, m),
+            Method::ExchangeUnbind(m) => self.exchange_unbind(ctx, m),
+            Method::QueueDeclare(m) => self.queue_declare(ctx, m),
+            Method::QueueBind(m) => self.queue_bind(ctx, m),
+            Method::QueueUnbind(m) => self.queue_unbind(ctx, m),
+            Method::QueuePurge(m) => self.queue_purge(ctx, m),
+            Method::QueueDelete(m) => self.queue_delete(ctx, m),
+            Method::BasicQos(m) => self.basic_qos(ctx, m),
+            Method::BasicConsume(m) => self.basic_consume(ctx, m),
+            Method::BasicCancel(m) => self.basic_cancel(ctx, m),
+            Method::BasicPublish(m) => self.basic_publish(ctx, m),
+            Method::BasicGet(m) => self.basic_get(ctx, m),
+            Method::BasicAck(m) => self.basic_ack(ctx, m.delivery_tag, m.multiple),
+            Method::BasicReject(m) => self.basic_nack(ctx, m.delivery_tag, false, m.requeue),
+            Method::BasicNack(m) => self.basic_nack(ctx, m.delivery_tag, m.multiple, m.requeue),
+            Method::BasicRecoverAsync(m) => self.basic_recover(ctx, m.requeue, false),
+            Method::BasicRecover(m) => self.basic_recover(ctx, m.requeue, true),
+            Method::ConfirmSelect(m) => self.confirm_select(ctx, m),
+            Method::TxSelect(_) => self.tx_select(ctx),
+            Method::TxCommit(_) => self.tx_commit(ctx),
+            Method::TxRollback(_) => self.tx_rollback(ctx),
+            other => Err(BrokerError::command_invalid(format!(
+                "unexpected method '{}' on channel {}",
+                other.name(),
+                self.id
+            ))),
+        }
+    }
+
+    fn confirm_select(&mut self, ctx: &ConnCtx, m: ConfirmSelect) -> Result<()> {
+        if self.tx.is_some() {
+            return Err(BrokerError::precondition_failed(
+                "cannot switch from tx to confirm mode",
+            ));
+        }
+        if self.confirm.is_none() {
+            self.confirm = Some(Confirms {
+                next_seq: 1,
+                ..Default::default()
+            });
+        }
+        if !m.nowait {
+            self.send(ctx, ConfirmSelectOk {});
+        }
+        Ok(())
+    }
+
+    /// Sends the confirms accumulated since the last flush as one ack.
+    pub fn flush_confirms(&mut self, ctx: &ConnCtx) {
+        let Some(c) = self.confirm.as_mut() else {
+            return;
+        };
+        if c.confirmed_upto > c.sent_upto {
+            let multiple = c.confirmed_upto - c.sent_upto > 1;
+            let tag = c.confirmed_upto;
+            c.sent_upto = tag;
+            ctx.out.write_deferred(|b| {
+                warren_amqp_codec::frame::write_method(
+                    b,
+                    self.id,
+                    &BasicAck {
+                        delivery_tag: tag,
+                        multiple,
+                    }
+                    .into(),
+                )
+            });
+        }
+    }
+
+    /// Forgets consumers whose queue was deleted under them.
+    pub fn forget_broker_cancelled(&mut self) {
+        let gone = std::mem::take(&mut self.shared.state.lock().cancelled_by_broker);
+        for tag in gone {
+            if let Some((_, q)) = self.consumers.remove(&tag) {
+                self.shared.out.remove_consumed_queue(&q);
+            }
+        }
+    }
+
+    /// Tears the channel down: no more deliveries, consumers cancelled, unacked messages
+    /// (and a pending transaction's acks) back to their queues.
+    pub fn close(&mut self, ctx: &ConnCtx) {
+        let unacked: Vec<Unacked> = {
+            let mut st = self.shared.state.lock();
+            st.closed = true;
+            st.unacked.drain(..).collect()
+        };
+        for (tag, (_, q)) in self.consumers.drain() {
+            ctx.out.remove_consumed_queue(&q);
+            ctx.vhost.cancel(&q, ctx.id, &tag);
+        }
+        let mut all = unacked;
+        if let Some(tx) = self.tx.take() {
+            all.extend(tx.into_pending_acks());
+        }
+        all.sort_by_key(|u| u.tag);
+        requeue_all(all);
+        self.content = Content::Idle;
+    }
+}
+
+/// Returns deliveries to their queues in tag order, one batch per queue.
+pub(crate) fn requeue_all(unacked: Vec<Unacked>) {
+    let mut by_queue: Vec<(Arc<Queue>, Vec<warren_core::Envelope>)> = Vec::new();
+    for u in unacked {
+        if let Some(c) = &u.consumer {
+            c.settled(1);
+        }
+        match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+            Some((_, v)) => v.push(u.env),
+            None => by_queue.push((u.queue, vec![u.env])),
+        }
+    }
+    for (q, envs) in by_queue {
+        q.requeue(envs);
+    }
+}

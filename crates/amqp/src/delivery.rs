@@ -1,0 +1,154 @@
+//! The part of a channel that queues touch: delivery tags, the unacked list, and the
+//! [`DeliverySink`] that writes `basic.deliver` frames into the connection's output.
+//!
+//! Lock order: a queue's lock (held by the caller of `deliver`), then `state`, then the
+//! output buffer. The reader takes `state` only on its own, never while holding a queue.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use warren_amqp_codec::frame::{write_body, write_content_header, write_deliver, write_method};
+use warren_amqp_codec::methods::BasicCancel;
+use warren_amqp_codec::ShortStr;
+use warren_core::{Consumer, Credit, DeliverySink, Envelope, Queue};
+
+use crate::outbound::Outbound;
+
+/// A delivery awaiting ack.
+pub struct Unacked {
+    pub tag: u64,
+    pub queue: Arc<Queue>,
+    pub env: Envelope,
+    /// None for `basic.get`.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+#[derive(Default)]
+pub struct DeliveryState {
+    pub next_tag: u64,
+    /// Ascending by tag.
+    pub unacked: VecDeque<Unacked>,
+    pub closed: bool,
+    /// Consumers the broker cancelled (queue deleted) that the reader must forget.
+    pub cancelled_by_broker: Vec<ShortStr>,
+}
+
+impl DeliveryState {
+    /// Removes and returns the unacked deliveries an ack/nack with this tag covers.
+    /// `None` if the tag is unknown. Tag 0 with `multiple` means "everything".
+    pub fn take(&mut self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
+        if multiple {
+            if tag == 0 {
+                return Some(self.unacked.drain(..).collect());
+            }
+            // As RabbitMQ: the tag itself must be outstanding; everything before it goes too.
+            let n = self.unacked.partition_point(|u| u.tag <= tag);
+            if n == 0 || self.unacked[n - 1].tag != tag {
+                return None;
+            }
+            return Some(self.unacked.drain(..n).collect());
+        }
+        if self.unacked.front().is_some_and(|u| u.tag == tag) {
+            return self.unacked.pop_front().map(|u| vec![u]);
+        }
+        let i = self.unacked.binary_search_by_key(&tag, |u| u.tag).ok()?;
+        self.unacked.remove(i).map(|u| vec![u])
+    }
+
+    /// Puts deliveries back (a rolled-back transaction's acks), keeping tag order.
+    pub fn restore(&mut self, mut back: Vec<Unacked>) {
+        back.extend(self.unacked.drain(..));
+        back.sort_by_key(|u| u.tag);
+        self.unacked = back.into();
+    }
+}
+
+pub struct ChannelShared {
+    pub id: u16,
+    pub out: Arc<Outbound>,
+    pub frame_max: u32,
+    /// `basic.qos` global = true.
+    pub credit: Arc<Credit>,
+    /// The client announced `consumer_cancel_notify`.
+    pub cancel_notify: bool,
+    pub state: Mutex<DeliveryState>,
+}
+
+impl ChannelShared {
+    pub fn new(id: u16, out: Arc<Outbound>, frame_max: u32, cancel_notify: bool) -> ChannelShared {
+        ChannelShared {
+            id,
+            out,
+            frame_max,
+            credit: Arc::new(Credit::new(0)),
+            cancel_notify,
+            state: Mutex::new(DeliveryState::default()),
+        }
+    }
+}
+
+impl DeliverySink for ChannelShared {
+    fn ready(&self) -> bool {
+        self.out.ready()
+    }
+
+    fn deliver(
+        &self,
+        consumer: &Arc<Consumer>,
+        queue: &Arc<Queue>,
+        env: Envelope,
+    ) -> Result<(), Envelope> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(env);
+        }
+        st.next_tag += 1;
+        let tag = st.next_tag;
+        let m = &env.msg;
+        self.out.write_deferred(|b| {
+            write_deliver(
+                b,
+                self.id,
+                &consumer.tag,
+                tag,
+                env.redelivered,
+                &m.exchange,
+                &m.routing_key,
+            );
+            write_content_header(b, self.id, 60, m.body.len() as u64, &m.properties);
+            write_body(b, self.id, &m.body, self.frame_max);
+        });
+        if !consumer.no_ack {
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                env,
+                consumer: Some(consumer.clone()),
+            });
+        }
+        drop(st);
+        self.out.schedule();
+        Ok(())
+    }
+
+    fn cancelled(&self, consumer: &Arc<Consumer>) {
+        self.state
+            .lock()
+            .cancelled_by_broker
+            .push(consumer.tag.clone());
+        if self.cancel_notify {
+            self.out.write(|b| {
+                write_method(
+                    b,
+                    self.id,
+                    &BasicCancel {
+                        consumer_tag: consumer.tag.clone(),
+                        nowait: true,
+                    }
+                    .into(),
+                )
+            });
+        }
+    }
+}

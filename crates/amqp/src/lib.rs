@@ -1,0 +1,61 @@
+//! Warren's AMQP 0-9-1 frontend: sockets and the protocol state machine, over the broker
+//! core. It speaks exactly as RabbitMQ does: same handshake, capabilities, reply codes and
+//! texts.
+//!
+//! # Layout
+//! - [`listener`]: accepts connections and shuts them down on broker shutdown.
+//! - `handshake`: protocol header, SASL (PLAIN, AMQPLAIN), tune, open.
+//! - `connection`: the reader loop, frame assembly, connection-level methods, errors
+//!   and close.
+//! - `channel`: per-channel state and the dispatch of channel methods to one file per
+//!   method class: `exchange`, `queue`, `basic` (consume, get, ack...), `publish`
+//!   (content assembly, routing, confirms, returns), `tx`.
+//! - `delivery`: the delivery sink queues write into, delivery tags, unacked messages.
+//! - `outbound`: the output buffer and writer task (batched writes, heartbeats,
+//!   back-pressure towards queues).
+
+mod basic;
+mod channel;
+mod connection;
+mod delivery;
+mod exchange;
+mod handshake;
+pub mod listener;
+mod outbound;
+mod publish;
+mod queue;
+mod tx;
+
+use std::time::Duration;
+
+pub use listener::serve;
+
+/// Protocol limits and identity, as the broker offers them in `connection.tune`.
+#[derive(Debug, Clone)]
+pub struct AmqpConfig {
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat: u16,
+    /// Largest accepted message body (RabbitMQ: `max_message_size`).
+    pub max_message_size: u64,
+    pub product: String,
+    pub version: String,
+    pub cluster_name: String,
+    /// How long a client may take from TCP connect to `connection.open`.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            frame_max: 131072,
+            channel_max: 2047,
+            heartbeat: 60,
+            max_message_size: 128 << 20,
+            product: "Warren".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            cluster_name: "warren@localhost".into(),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Publishing: `basic.publish` followed by a content header and body frames, assembled
+//! into one message (zero-copy when the body fits one frame), routed, enqueued, returned
+//! when mandatory and unroutable, and confirmed.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
+use warren_amqp_codec::methods::*;
+use warren_amqp_codec::properties::BASIC_CLASS_ID;
+use warren_amqp_codec::{reply, Frame, FrameType, PropertiesView, ShortStr};
+use warren_core::{BrokerError, Exchange, Message, Result};
+
+use crate::channel::Channel;
+use crate::connection::{AmqpError, ConnCtx};
+
+/// A publish whose content is still arriving.
+pub(crate) struct Pending {
+    exchange: ShortStr,
+    routing_key: ShortStr,
+    mandatory: bool,
+    properties: Bytes,
+    view: PropertiesView,
+    body_size: u64,
+    /// Body frames so far; one frame is kept as is, several are joined.
+    parts: Vec<Bytes>,
+    received: u64,
+}
+
+pub(crate) enum Content {
+    Idle,
+    Header(Pending),
+    Body(Pending),
+}
+
+impl Content {
+    /// RabbitMQ's text for a frame that breaks the method/header/body sequence.
+    pub fn expected_text(&self) -> &'static str {
+        match self {
+            Content::Idle => "expected method frame, got non method frame instead",
+            Content::Header(_) => {
+                "expected content header for class 60, got non content header frame instead"
+            }
+            Content::Body(_) => "expected content body, got non content body frame instead",
+        }
+    }
+}
+
+/// A message ready to route (kept by transactions until commit).
+pub(crate) struct Publish {
+    pub exchange: Arc<Exchange>,
+    pub msg: Arc<Message>,
+    pub mandatory: bool,
+    pub headers_raw: Option<Bytes>,
+}
+
+impl Channel {
+    pub(crate) fn basic_publish(&mut self, ctx: &ConnCtx, m: BasicPublish) -> Result<()> {
+        if m.immediate {
+            return Err(BrokerError::not_implemented("immediate=true"));
+        }
+        // Resolve the exchange now, as RabbitMQ does before reading the content.
+        self.publish_exchange(ctx, &m.exchange)?;
+        self.content = Content::Header(Pending {
+            exchange: m.exchange,
+            routing_key: m.routing_key,
+            mandatory: m.mandatory,
+            properties: Bytes::new(),
+            view: PropertiesView::default(),
+            body_size: 0,
+            parts: Vec::new(),
+            received: 0,
+        });
+        Ok(())
+    }
+
+    fn publish_exchange(&mut self, ctx: &ConnCtx, name: &str) -> Result<Arc<Exchange>> {
+        if let Some(e) = &self.exchange_cache {
+            if e.name == name && !e.is_deleted() {
+                return Ok(e.clone());
+            }
+        }
+        let e = ctx.vhost.exchange(name)?;
+        if e.internal {
+            return Err(BrokerError::access_refused(format!(
+                "cannot publish to internal exchange '{name}' in vhost '{}'",
+                ctx.vhost.name
+            )));
+        }
+        self.exchange_cache = Some(e.clone());
+        Ok(e)
+    }
+
+    /// Handles a content header or body frame. Returns true when a message completed.
+    pub(crate) fn content_frame(&mut self, ctx: &ConnCtx, f: Frame) -> std::result::Result<bool, AmqpError> {
+        let unexpected = |c: &Content| {
+            AmqpError::Connection(BrokerError::new(reply::UNEXPECTED_FRAME, c.expected_text()), 0, 0)
+        };
+        let content = std::mem::replace(&mut self.content, Content::Idle);
+        let pending = match (f.frame_type, content) {
+            (FrameType::Header, Content::Header(mut p)) => {
+                let h = f.content_header().map_err(|e| {
+                    AmqpError::Connection(
+                        BrokerError::new(reply::FRAME_ERROR, format!("cannot decode content header: {e}")),
+                        60,
+                        40,
+                    )
+                })?;
+                if h.class_id != BASIC_CLASS_ID {
+                    return Err(AmqpError::Connection(
+                        BrokerError::new(
+                            reply::UNEXPECTED_FRAME,
+                            format!(
+                                "expected content header for class 60, got one for class {} instead",
+                                h.class_id
+                            ),
+                        ),
+                        60,
+                        40,
+                    ));
+                }
+                if h.body_size > ctx.cfg.max_message_size {
+                    return Err(AmqpError::Channel(
+                        self.id,
+                        BrokerError::precondition_failed(format!(
+                            "message size {} is larger than configured max size {}",
+                            h.body_size, ctx.cfg.max_message_size
+                        )),
+                        60,
+                        40,
+                    ));
+                }
+                p.view = PropertiesView::parse(&h.properties).map_err(|e| {
+                    AmqpError::Connection(
+                        BrokerError::new(reply::FRAME_ERROR, format!("cannot decode properties: {e}")),
+                        60,
+                        40,
+                    )
+                })?;
+                p.properties = h.properties;
+                p.body_size = h.body_size;
+                p
+            }
+            (FrameType::Body, Content::Body(mut p)) => {
+                p.received += f.payload.len() as u64;
+                if p.received > p.body_size {
+                    return Err(AmqpError::Connection(
+                        BrokerError::new(
+                            reply::UNEXPECTED_FRAME,
+                            format!(
+                                "received {} bytes of content body, more than the {} announced",
+                                p.received, p.body_size
+                            ),
+                        ),
+                        60,
+                        40,
+                    ));
+                }
+                p.parts.push(f.payload);
+                p
+            }
+            (_, other) => {
+                let e = unexpected(&other);
+                return Err(e);
+            }
+        };
+        if pending.received < pending.body_size {
+            self.content = Content::Body(pending);
+            return Ok(false);
+        }
+        self.complete(ctx, pending)
+            .map_err(|e| AmqpError::from_method(self.id, e, (60, 40)))?;
+        Ok(true)
+    }
+
+    fn complete(&mut self, ctx: &ConnCtx, p: Pending) -> Result<()> {
+        let body = match p.parts.len() {
+            0 => Bytes::new(),
+            1 => p.parts.into_iter().next().unwrap(),
+            _ => {
+                let mut b = BytesMut::with_capacity(p.body_size as usize);
+                for part in &p.parts {
+                    b.extend_from_slice(part);
+                }
+                b.freeze()
+            }
+        };
+        if let Some(uid) = &p.view.user_id {
+            if uid.as_str() != ctx.user.name {
+                return Err(BrokerError::precondition_failed(format!(
+                    "user_id property set to '{uid}' but authenticated user was '{}'",
+                    ctx.user.name
+                )));
+            }
+        }
+        let exchange = self.publish_exchange(ctx, &p.exchange)?;
+        let headers_raw = p.view.headers.clone();
+        let msg = Arc::new(Message::new(
+            p.exchange,
+            p.routing_key,
+            p.properties,
+            &p.view,
+            body,
+        ));
+        let publish = Publish {
+            exchange,
+            msg,
+            mandatory: p.mandatory,
+            headers_raw,
+        };
+        if let Some(tx) = self.tx.as_mut() {
+            tx.publishes.push(publish);
+            return Ok(());
+        }
+        self.route_and_enqueue(ctx, publish);
+        if let Some(c) = self.confirm.as_mut() {
+            c.confirmed_upto = c.next_seq;
+            c.next_seq += 1;
+        }
+        Ok(())
+    }
+
+    /// Routes a message, returns it if mandatory and unroutable, enqueues it everywhere
+    /// else.
+    pub(crate) fn route_and_enqueue(&mut self, ctx: &ConnCtx, p: Publish) {
+        let mut queues = std::mem::take(&mut self.route_buf);
+        let raw = p.headers_raw;
+        let mut headers = || {
+            raw.as_ref()
+                .and_then(|r| warren_amqp_codec::FieldTable::decode(r).ok())
+        };
+        ctx.vhost
+            .route(&p.exchange, &p.msg.routing_key, &mut headers, &mut queues);
+        if queues.is_empty() {
+            if p.mandatory {
+                let m = &p.msg;
+                ctx.out.write_deferred(|b| {
+                    write_method(
+                        b,
+                        self.id,
+                        &BasicReturn {
+                            reply_code: reply::NO_ROUTE,
+                            reply_text: ShortStr::from_static("NO_ROUTE"),
+                            exchange: m.exchange.clone(),
+                            routing_key: m.routing_key.clone(),
+                        }
+                        .into(),
+                    );
+                    write_content_header(b, self.id, 60, m.body.len() as u64, &m.properties);
+                    write_body(b, self.id, &m.body, ctx.frame_max);
+                });
+            }
+        } else {
+            for q in queues.drain(..) {
+                q.publish(p.msg.clone());
+            }
+        }
+        self.route_buf = queues;
+    }
+}

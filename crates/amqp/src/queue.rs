@@ -1,0 +1,107 @@
+//! The queue class: declare, bind, unbind, purge, delete, with the spec's "" shortcut for
+//! the channel's most recently declared queue.
+
+use warren_amqp_codec::methods::*;
+use warren_core::vhost::QueueDeclare as Declare;
+use warren_core::{BrokerError, Result};
+
+use crate::channel::Channel;
+use crate::connection::ConnCtx;
+
+impl Channel {
+    /// Resolves the "" queue name to the last queue declared on this channel.
+    pub(crate) fn queue_name(&self, name: &str) -> Result<String> {
+        if !name.is_empty() {
+            return Ok(name.to_string());
+        }
+        self.last_queue
+            .clone()
+            .ok_or_else(|| BrokerError::not_found("no previously declared queue"))
+    }
+
+    pub(crate) fn queue_declare(&mut self, ctx: &ConnCtx, m: QueueDeclare) -> Result<()> {
+        let name = if m.passive {
+            self.queue_name(&m.queue)?
+        } else {
+            m.queue.to_string()
+        };
+        let (q, messages, consumers) = ctx.vhost.declare_queue(
+            &Declare {
+                name,
+                passive: m.passive,
+                durable: m.durable,
+                exclusive: m.exclusive,
+                auto_delete: m.auto_delete,
+                arguments: m.arguments,
+            },
+            ctx.id,
+        )?;
+        self.last_queue = Some(q.name.clone());
+        if !m.nowait {
+            self.send(
+                ctx,
+                QueueDeclareOk {
+                    queue: q.name.as_str().into(),
+                    message_count: messages as u32,
+                    consumer_count: consumers as u32,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_bind(&mut self, ctx: &ConnCtx, m: QueueBind) -> Result<()> {
+        let queue = self.queue_name(&m.queue)?;
+        // The spec's shortcut: an empty routing key with an empty queue name binds with
+        // the queue's name.
+        let key = if m.queue.is_empty() && m.routing_key.is_empty() {
+            queue.clone()
+        } else {
+            m.routing_key.to_string()
+        };
+        ctx.vhost
+            .bind_queue(&queue, &m.exchange, &key, &m.arguments, ctx.id)?;
+        if !m.nowait {
+            self.send(ctx, QueueBindOk {});
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_unbind(&mut self, ctx: &ConnCtx, m: QueueUnbind) -> Result<()> {
+        let queue = self.queue_name(&m.queue)?;
+        ctx.vhost
+            .unbind_queue(&queue, &m.exchange, &m.routing_key, &m.arguments, ctx.id)?;
+        self.send(ctx, QueueUnbindOk {});
+        Ok(())
+    }
+
+    pub(crate) fn queue_purge(&mut self, ctx: &ConnCtx, m: QueuePurge) -> Result<()> {
+        let queue = self.queue_name(&m.queue)?;
+        let n = ctx.vhost.purge_queue(&queue, ctx.id)?;
+        if !m.nowait {
+            self.send(
+                ctx,
+                QueuePurgeOk {
+                    message_count: n as u32,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_delete(&mut self, ctx: &ConnCtx, m: QueueDelete) -> Result<()> {
+        let queue = self.queue_name(&m.queue)?;
+        let n = ctx
+            .vhost
+            .delete_queue(&queue, m.if_unused, m.if_empty, ctx.id)?;
+        if !m.nowait {
+            self.send(
+                ctx,
+                QueueDeleteOk {
+                    message_count: n as u32,
+                },
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! The `warren` broker binary: command line, logging, listeners, resource monitors and
+//! graceful shutdown. Everything else lives in the library crates.
+
+mod disk;
+mod size;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use warren_core::{Broker, BrokerConfig};
+
+/// A RabbitMQ-compatible message broker. A port of 0 disables that listener.
+#[derive(Parser, Debug)]
+#[command(name = "warren", version, about)]
+struct Args {
+    /// Address every listener binds to.
+    #[arg(long, env = "WARREN_BIND", default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// AMQP 0-9-1 port.
+    #[arg(long, env = "WARREN_AMQP_PORT", default_value_t = 5672)]
+    amqp_port: u16,
+    /// Management HTTP API and web UI port.
+    #[arg(long, env = "WARREN_HTTP_PORT", default_value_t = 15672)]
+    http_port: u16,
+    /// MQTT port.
+    #[arg(long, env = "WARREN_MQTT_PORT", default_value_t = 1883)]
+    mqtt_port: u16,
+    /// STOMP port.
+    #[arg(long, env = "WARREN_STOMP_PORT", default_value_t = 61613)]
+    stomp_port: u16,
+    /// Prometheus metrics port.
+    #[arg(long, env = "WARREN_PROMETHEUS_PORT", default_value_t = 15692)]
+    prometheus_port: u16,
+    /// Where durable data lives.
+    #[arg(long, env = "WARREN_DATA_DIR", default_value = "./warren-data")]
+    data_dir: PathBuf,
+    /// Free disk space under --data-dir below which publishers are blocked, in
+    /// RabbitMQ's notation (50MB, 1GB, 2GiB, or bytes).
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT", default_value = "50MB", value_parser = size::parse_size)]
+    disk_free_limit: u64,
+    /// Node name shown to clients and in the management API.
+    #[arg(long, env = "WARREN_NODE_NAME")]
+    node_name: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("warren")
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(args)) {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if r != 0 {
+        return "localhost".into();
+    }
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+async fn bind(addr: IpAddr, port: u16, what: &str) -> Result<Option<TcpListener>, String> {
+    if port == 0 {
+        return Ok(None);
+    }
+    let sa = SocketAddr::new(addr, port);
+    let l = TcpListener::bind(sa)
+        .await
+        .map_err(|e| format!("cannot listen for {what} on {sa}: {e}"))?;
+    tracing::info!("{what} listening on {sa}");
+    Ok(Some(l))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", args.data_dir.display()))?;
+    let node_name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(|| format!("warren@{}", hostname()));
+    let broker = Broker::new(BrokerConfig {
+        node_name: node_name.clone(),
+        ..Default::default()
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let amqp = bind(args.bind, args.amqp_port, "AMQP 0-9-1").await?;
+    for (port, what) in [
+        (args.http_port, "management HTTP"),
+        (args.mqtt_port, "MQTT"),
+        (args.stomp_port, "STOMP"),
+        (args.prometheus_port, "Prometheus"),
+    ] {
+        if port != 0 {
+            tracing::warn!(port, "{what} is not implemented yet in this build; not listening");
+        }
+    }
+
+    let disk = tokio::spawn(disk::monitor(
+        broker.clone(),
+        args.data_dir.clone(),
+        args.disk_free_limit,
+        shutdown_rx.clone(),
+    ));
+
+    let mut tasks = Vec::new();
+    if let Some(l) = amqp {
+        let cfg = warren_amqp::AmqpConfig {
+            cluster_name: node_name.clone(),
+            ..Default::default()
+        };
+        tasks.push(tokio::spawn(warren_amqp::serve(
+            l,
+            broker.clone(),
+            cfg,
+            shutdown_rx.clone(),
+        )));
+    }
+    tracing::info!(node = %node_name, data_dir = %args.data_dir.display(), "warren started");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), all).await.is_err() {
+        tracing::warn!("connections did not close within 10s; exiting anyway");
+    }
+    disk.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
