@@ -173,6 +173,25 @@ def broker():
         shutil.rmtree(tmp_root, ignore_errors=True)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "pending(issue, reason): RabbitMQ behaviour Warren does not have yet, tracked by that "
+        "issue. Against Warren the test is a strict xfail (it must fail; once it passes, "
+        "remove the marker); against the reference it runs normally.",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("REFERENCE_AMQP_URL"):
+        return
+    for item in items:
+        m = item.get_closest_marker("pending")
+        if m:
+            issue, reason = m.args
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"issue #{issue}: {reason}"))
+
+
 @pytest.fixture
 def uniq(request):
     """A name prefix unique to this test: `uniq('q')` -> 'test_x.q.1a2b3c4d'."""

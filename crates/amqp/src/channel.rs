@@ -12,20 +12,26 @@ use crate::delivery::{ChannelShared, Unacked};
 use crate::publish::Content;
 use crate::tx::Tx;
 
-/// Publisher-confirm bookkeeping: sequence numbers are per channel from 1; confirms are
-/// coalesced into one `multiple` ack per read batch.
+/// Publisher-confirm bookkeeping: sequence numbers are per channel from 1; settled ones
+/// are told to the client at the end of each read batch, each run of acks (or nacks) as
+/// one `multiple` frame.
 #[derive(Default)]
 pub(crate) struct Confirms {
     pub next_seq: u64,
-    /// Highest sequence number confirmed but not yet acked to the client.
-    pub confirmed_upto: u64,
-    /// Highest sequence number already acked to the client.
-    pub sent_upto: u64,
+    /// Settled but not yet sent, ascending: (sequence number, acked?).
+    pub settled: Vec<(u64, bool)>,
 }
 
 impl Confirms {
     pub fn dirty(&self) -> bool {
-        self.confirmed_upto > self.sent_upto
+        !self.settled.is_empty()
+    }
+
+    /// Takes the next sequence number for a publish that settled at once.
+    pub fn settle_next(&mut self, ack: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.settled.push((seq, ack));
     }
 }
 
@@ -134,7 +140,7 @@ impl Channel {
         if self.confirm.is_none() {
             self.confirm = Some(Confirms {
                 next_seq: 1,
-                ..Default::default()
+                settled: Vec::new(),
             });
         }
         if !m.nowait {
@@ -143,27 +149,38 @@ impl Channel {
         Ok(())
     }
 
-    /// Sends the confirms accumulated since the last flush as one ack.
+    /// Sends the confirms settled since the last flush.
     pub fn flush_confirms(&mut self, ctx: &ConnCtx) {
         let Some(c) = self.confirm.as_mut() else {
             return;
         };
-        if c.confirmed_upto > c.sent_upto {
-            let multiple = c.confirmed_upto - c.sent_upto > 1;
-            let tag = c.confirmed_upto;
-            c.sent_upto = tag;
-            ctx.out.write_deferred(|b| {
-                warren_amqp_codec::frame::write_method(
-                    b,
-                    self.id,
-                    &BasicAck {
-                        delivery_tag: tag,
+        if c.settled.is_empty() {
+            return;
+        }
+        let id = self.id;
+        ctx.out.write_deferred(|b| {
+            let mut runs = c.settled.chunk_by(|a, b| a.1 == b.1).peekable();
+            while let Some(run) = runs.next() {
+                let (last, ack) = run[run.len() - 1];
+                let multiple = run.len() > 1;
+                let m: Method = if ack {
+                    BasicAck {
+                        delivery_tag: last,
                         multiple,
                     }
-                    .into(),
-                )
-            });
-        }
+                    .into()
+                } else {
+                    BasicNack {
+                        delivery_tag: last,
+                        multiple,
+                        requeue: false,
+                    }
+                    .into()
+                };
+                warren_amqp_codec::frame::write_method(b, id, &m);
+            }
+        });
+        c.settled.clear();
     }
 
     /// Forgets consumers whose queue was deleted under them.

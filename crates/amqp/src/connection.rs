@@ -161,10 +161,25 @@ pub async fn serve_connection(
     let _ = writer.await;
 }
 
+/// The reply text for a close method: RabbitMQ cuts texts longer than a short string
+/// allows to 252 bytes and appends "...".
+pub(crate) fn reply_text(e: &BrokerError) -> warren_amqp_codec::ShortStr {
+    let mut t = e.reply_text();
+    if t.len() > 255 {
+        let mut n = 252;
+        while !t.is_char_boundary(n) {
+            n -= 1;
+        }
+        t.truncate(n);
+        t.push_str("...");
+    }
+    t.into()
+}
+
 fn close_method(e: &BrokerError, class_id: u16, method_id: u16) -> Method {
     ConnectionClose {
         reply_code: e.code,
-        reply_text: e.reply_text().into(),
+        reply_text: reply_text(e),
         class_id,
         method_id,
     }
@@ -459,7 +474,7 @@ impl Connection {
                     id,
                     &ChannelClose {
                         reply_code: err.code,
-                        reply_text: err.reply_text().into(),
+                        reply_text: reply_text(&err),
                         class_id,
                         method_id,
                     }

@@ -9,7 +9,7 @@ use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::properties::BASIC_CLASS_ID;
 use warren_amqp_codec::{reply, Frame, FrameType, PropertiesView, ShortStr};
-use warren_core::{BrokerError, Exchange, Message, Result};
+use warren_core::{BrokerError, Enqueued, Exchange, Message, Result};
 
 use crate::channel::Channel;
 use crate::connection::{AmqpError, ConnCtx};
@@ -185,6 +185,18 @@ impl Channel {
                 b.freeze()
             }
         };
+        if let Some(dm) = p.view.delivery_mode {
+            if dm != 1 && dm != 2 {
+                return Err(BrokerError::precondition_failed(format!(
+                    "invalid message: {{delivery_mode_unknown,{dm}}}"
+                )));
+            }
+        }
+        if let Some(exp) = &p.view.expiration {
+            parse_expiration(exp).map_err(|why| {
+                BrokerError::precondition_failed(format!("invalid expiration '{exp}': {why}"))
+            })?;
+        }
         if let Some(uid) = &p.view.user_id {
             if uid.as_str() != ctx.user.name {
                 return Err(BrokerError::precondition_failed(format!(
@@ -212,17 +224,17 @@ impl Channel {
             tx.publishes.push(publish);
             return Ok(());
         }
-        self.route_and_enqueue(ctx, publish);
+        let accepted = self.route_and_enqueue(ctx, publish);
         if let Some(c) = self.confirm.as_mut() {
-            c.confirmed_upto = c.next_seq;
-            c.next_seq += 1;
+            c.settle_next(accepted);
         }
         Ok(())
     }
 
     /// Routes a message, returns it if mandatory and unroutable, enqueues it everywhere
-    /// else.
-    pub(crate) fn route_and_enqueue(&mut self, ctx: &ConnCtx, p: Publish) {
+    /// else. False if a queue refused it (the publisher gets a nack).
+    pub(crate) fn route_and_enqueue(&mut self, ctx: &ConnCtx, p: Publish) -> bool {
+        let mut accepted = true;
         let mut queues = std::mem::take(&mut self.route_buf);
         let raw = p.headers_raw;
         let mut headers = || {
@@ -252,9 +264,68 @@ impl Channel {
             }
         } else {
             for q in queues.drain(..) {
-                q.publish(p.msg.clone());
+                accepted &= q.publish(p.msg.clone()) == Enqueued::Accepted;
             }
         }
         self.route_buf = queues;
+        accepted
+    }
+}
+
+/// Parses a per-message `expiration` (milliseconds, as a decimal string) the way
+/// RabbitMQ does, with its error terms.
+pub(crate) fn parse_expiration(s: &str) -> std::result::Result<u64, String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let neg = match b.first() {
+        Some(b'-') => {
+            i = 1;
+            true
+        }
+        Some(b'+') => {
+            i = 1;
+            false
+        }
+        _ => false,
+    };
+    let digits_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == digits_start {
+        return Err("no_integer".into());
+    }
+    if i < b.len() {
+        return Err(format!("{{leftover_string,\"{}\"}}", &s[i..]));
+    }
+    let digits = &s[digits_start..i];
+    let n: u128 = digits.parse().unwrap_or(u128::MAX);
+    if neg && n > 0 {
+        return Err(format!("{{value_negative,-{digits}}}"));
+    }
+    if n >= 4_294_967_295_000 {
+        return Err(format!("{{value_too_large,{}}}", digits.trim_start_matches('0')));
+    }
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_expiration;
+
+    #[test]
+    fn expiration_errors_match_rabbitmq() {
+        assert_eq!(parse_expiration("60000"), Ok(60000));
+        assert_eq!(parse_expiration("+5"), Ok(5));
+        assert_eq!(parse_expiration("007"), Ok(7));
+        assert_eq!(parse_expiration("abc").unwrap_err(), "no_integer");
+        assert_eq!(parse_expiration("").unwrap_err(), "no_integer");
+        assert_eq!(parse_expiration(" 5").unwrap_err(), "no_integer");
+        assert_eq!(parse_expiration("-1").unwrap_err(), "{value_negative,-1}");
+        assert_eq!(parse_expiration("1.5").unwrap_err(), "{leftover_string,\".5\"}");
+        assert_eq!(
+            parse_expiration("99999999999999999").unwrap_err(),
+            "{value_too_large,99999999999999999}"
+        );
     }
 }

@@ -20,11 +20,9 @@ impl Channel {
     }
 
     pub(crate) fn queue_declare(&mut self, ctx: &ConnCtx, m: QueueDeclare) -> Result<()> {
-        let name = if m.passive {
-            self.queue_name(&m.queue)?
-        } else {
-            m.queue.to_string()
-        };
+        // Unlike the other queue methods, a passive declare of "" looks for a queue
+        // named "" (RabbitMQ does not apply the shortcut here).
+        let name = m.queue.to_string();
         let (q, messages, consumers) = ctx.vhost.declare_queue(
             &Declare {
                 name,
@@ -52,13 +50,7 @@ impl Channel {
 
     pub(crate) fn queue_bind(&mut self, ctx: &ConnCtx, m: QueueBind) -> Result<()> {
         let queue = self.queue_name(&m.queue)?;
-        // The spec's shortcut: an empty routing key with an empty queue name binds with
-        // the queue's name.
-        let key = if m.queue.is_empty() && m.routing_key.is_empty() {
-            queue.clone()
-        } else {
-            m.routing_key.to_string()
-        };
+        let key = shortcut_key(&m.queue, &m.routing_key, &queue);
         ctx.vhost
             .bind_queue(&queue, &m.exchange, &key, &m.arguments, ctx.id)?;
         if !m.nowait {
@@ -69,8 +61,9 @@ impl Channel {
 
     pub(crate) fn queue_unbind(&mut self, ctx: &ConnCtx, m: QueueUnbind) -> Result<()> {
         let queue = self.queue_name(&m.queue)?;
+        let key = shortcut_key(&m.queue, &m.routing_key, &queue);
         ctx.vhost
-            .unbind_queue(&queue, &m.exchange, &m.routing_key, &m.arguments, ctx.id)?;
+            .unbind_queue(&queue, &m.exchange, &key, &m.arguments, ctx.id)?;
         self.send(ctx, QueueUnbindOk {});
         Ok(())
     }
@@ -103,5 +96,15 @@ impl Channel {
             );
         }
         Ok(())
+    }
+}
+
+/// The spec's shortcut: an empty routing key with an empty queue name means the queue's
+/// name.
+fn shortcut_key(requested_queue: &str, routing_key: &str, queue: &str) -> String {
+    if requested_queue.is_empty() && routing_key.is_empty() {
+        queue.to_string()
+    } else {
+        routing_key.to_string()
     }
 }

@@ -49,7 +49,7 @@ impl Channel {
         };
         let tx = std::mem::take(tx);
         for p in tx.publishes {
-            self.route_and_enqueue(ctx, p);
+            let _ = self.route_and_enqueue(ctx, p);
         }
         for (done, how) in tx.acks {
             match how {

@@ -31,8 +31,12 @@ pub fn validate_binding(args: &FieldTable) -> Result<(), String> {
             Ok(())
         }
         Some(FieldValue::LongStr(s)) => Err(format!(
-            "Invalid x-match field value <<\"{}\">>; expected all, any, all-with-x, or any-with-x",
-            String::from_utf8_lossy(s)
+            "Invalid x-match field value {}; expected all, any, all-with-x, or any-with-x",
+            if s.is_empty() {
+                "<<>>".to_string()
+            } else {
+                format!("<<\"{}\">>", String::from_utf8_lossy(s))
+            }
         )),
         Some(other) => Err(format!(
             "Invalid x-match field type {} (value {}); expected longstr",
@@ -42,19 +46,33 @@ pub fn validate_binding(args: &FieldTable) -> Result<(), String> {
     }
 }
 
+/// Erlang `==` on decoded values: numbers compare by value whatever their width (and a
+/// timestamp is a number), strings and byte arrays compare by bytes, and nested tables
+/// and arrays compare exactly.
 fn values_match(pattern: &FieldValue, data: &FieldValue) -> bool {
+    fn num(v: &FieldValue) -> Option<f64> {
+        match v {
+            FieldValue::F32(f) => Some(*f as f64),
+            FieldValue::F64(f) => Some(*f),
+            _ => v.as_i64().map(|i| i as f64),
+        }
+    }
+    fn bytes(v: &FieldValue) -> Option<&[u8]> {
+        match v {
+            FieldValue::LongStr(b) | FieldValue::ByteArray(b) => Some(b),
+            _ => None,
+        }
+    }
     if let (Some(a), Some(b)) = (pattern.as_i64(), data.as_i64()) {
-        // Timestamps are their own type class in RabbitMQ; only true integers compare.
-        let ts = |v: &FieldValue| matches!(v, FieldValue::Timestamp(_));
-        return ts(pattern) == ts(data) && a == b;
+        return a == b;
     }
-    match (pattern, data) {
-        (FieldValue::F32(a), FieldValue::F32(b)) => a == b,
-        (FieldValue::F64(a), FieldValue::F64(b)) => a == b,
-        (FieldValue::F32(a), FieldValue::F64(b)) => (*a as f64) == *b,
-        (FieldValue::F64(a), FieldValue::F32(b)) => *a == (*b as f64),
-        _ => pattern == data,
+    if let (Some(a), Some(b)) = (num(pattern), num(data)) {
+        return a == b;
     }
+    if let (Some(a), Some(b)) = (bytes(pattern), bytes(data)) {
+        return a == b;
+    }
+    pattern == data
 }
 
 /// Whether a message with `headers` matches a binding with `args`.

@@ -18,6 +18,7 @@
 //!   trait an adapter implements to receive deliveries.
 //! - [`error`]: [`BrokerError`], an AMQP reply code plus RabbitMQ's text.
 
+pub mod args;
 pub mod auth;
 pub mod broker;
 pub mod consumer;
@@ -33,7 +34,7 @@ pub use broker::{Broker, BrokerConfig};
 pub use consumer::{Consumer, Credit, DeliverySink};
 pub use error::{BrokerError, Result};
 pub use exchange::{Destination, Exchange, ExchangeKind};
-pub use queue::Queue;
+pub use queue::{Enqueued, Queue};
 pub use vhost::VHost;
 pub use warren_store::{Envelope, Message, SeqNo};
 

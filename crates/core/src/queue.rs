@@ -40,6 +40,7 @@ pub struct Queue {
     pub auto_delete: bool,
     pub arguments: FieldTable,
     pub counters: QueueCounters,
+    limits: Limits,
     inner: Mutex<Inner>,
     deleted: AtomicBool,
 }
@@ -53,6 +54,59 @@ struct Inner {
     top_priority: i32,
     unacked: u64,
     had_consumers: bool,
+}
+
+/// Whether a queue took a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    /// Refused by `x-overflow: reject-publish` (or `reject-publish-dlx`).
+    Rejected,
+}
+
+/// What a queue does when a publish would take it over its length limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    DropHead,
+    RejectPublish,
+    RejectPublishDlx,
+}
+
+/// `x-max-length`, `x-max-length-bytes` and `x-overflow`, read once at declaration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_length: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub overflow: Overflow,
+}
+
+impl Limits {
+    pub fn from_arguments(args: &FieldTable) -> Limits {
+        let num = |k: &str| args.get(k).and_then(|v| v.as_i64()).map(|n| n.max(0) as u64);
+        Limits {
+            max_length: num("x-max-length"),
+            max_bytes: num("x-max-length-bytes"),
+            overflow: match args.get("x-overflow").and_then(|v| v.as_str()) {
+                Some("reject-publish") => Overflow::RejectPublish,
+                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+                _ => Overflow::DropHead,
+            },
+        }
+    }
+
+    /// Would one more message of `size` bytes exceed a limit?
+    fn is_full(&self, store: &dyn QueueStore, size: u64) -> bool {
+        self.max_length.is_some_and(|m| store.ready_count() >= m)
+            || self
+                .max_bytes
+                .is_some_and(|m| store.ready_bytes() + size > m)
+    }
+
+    /// Is the queue over a limit now?
+    fn is_over(&self, store: &dyn QueueStore) -> bool {
+        self.max_length.is_some_and(|m| store.ready_count() > m)
+            || self.max_bytes.is_some_and(|m| store.ready_bytes() > m)
+    }
 }
 
 /// What removing a consumer means for the queue.
@@ -89,6 +143,7 @@ impl Queue {
             durable,
             exclusive_owner,
             auto_delete,
+            limits: Limits::from_arguments(&arguments),
             arguments,
             counters: QueueCounters::default(),
             inner: Mutex::new(Inner {
@@ -111,15 +166,28 @@ impl Queue {
         self.exclusive_owner.is_some()
     }
 
-    /// Enqueues a routed message and dispatches what it can.
-    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) {
+    /// Enqueues a routed message and dispatches what it can. A queue over its length
+    /// limit either drops from its head (`drop-head`, the default) or refuses the
+    /// message (`reject-publish`): then publishers in confirm mode get a nack.
+    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) -> Enqueued {
         let mut inner = self.inner.lock();
         if self.is_deleted() {
-            return;
+            return Enqueued::Accepted;
+        }
+        let limits = self.limits;
+        if limits.overflow != Overflow::DropHead && limits.is_full(&*inner.store, msg.size()) {
+            return Enqueued::Rejected;
         }
         inner.store.push(msg);
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.dispatch_locked(&mut inner);
+        if limits.overflow == Overflow::DropHead {
+            while limits.is_over(&*inner.store) {
+                let Some(env) = inner.store.pop() else { break };
+                inner.store.settle(env.seq);
+            }
+        }
+        Enqueued::Accepted
     }
 
     /// Hands ready messages to consumers with credit, round-robin within the highest
@@ -315,15 +383,15 @@ impl Queue {
         if_empty: bool,
     ) -> Result<(u64, Vec<Arc<Consumer>>)> {
         let mut inner = self.inner.lock();
-        if if_unused && !inner.consumers.is_empty() {
+        if if_empty && inner.store.ready_count() > 0 {
             return Err(BrokerError::precondition_failed(format!(
-                "queue '{}' in vhost '{}' in use",
+                "queue '{}' in vhost '{}' not empty",
                 self.name, self.vhost
             )));
         }
-        if if_empty && inner.store.ready_count() > 0 {
+        if if_unused && !inner.consumers.is_empty() {
             return Err(BrokerError::precondition_failed(format!(
-                "queue '{}' in vhost '{}' is not empty",
+                "queue '{}' in vhost '{}' in use",
                 self.name, self.vhost
             )));
         }

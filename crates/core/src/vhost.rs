@@ -10,37 +10,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use warren_amqp_codec::{FieldTable, FieldValue};
+use warren_amqp_codec::FieldTable;
 use warren_store::memory::MemoryQueueStore;
 
 use crate::consumer::Consumer;
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind};
 use crate::queue::{ConsumerRemoved, Queue};
-use crate::util::{format_value, generated_name};
+use crate::args::{assert_equivalent, validate_queue_args, EQUIVALENT_QUEUE_ARGS};
+use crate::util::generated_name;
 use crate::ConnectionId;
-
-/// Queue arguments whose values must match on redeclaration (RabbitMQ's `declare_args`).
-const EQUIVALENT_QUEUE_ARGS: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-in-memory-length",
-    "x-max-in-memory-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-quorum-initial-group-size",
-    "x-max-age",
-    "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size",
-    "x-queue-leader-locator",
-];
 
 /// Exchange arguments whose values must match on redeclaration.
 const EQUIVALENT_EXCHANGE_ARGS: &[&str] = &["alternate-exchange"];
@@ -82,17 +61,6 @@ pub struct VHost {
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     topology: Mutex<()>,
-}
-
-fn describe_arg(v: Option<&FieldValue>) -> String {
-    match v {
-        None => "none".into(),
-        Some(v) => format!(
-            "the value '{}' of type '{}'",
-            format_value(v),
-            v.type_name()
-        ),
-    }
 }
 
 fn inequivalent(field: &str, what: &str, name: &str, vhost: &str, got: String, cur: String) -> BrokerError {
@@ -166,19 +134,17 @@ impl VHost {
         let _t = self.topology.lock();
         if d.passive {
             if d.name.is_empty() {
-                // RabbitMQ lets a passive declare of the default exchange succeed.
-                return self.exchange("");
+                return Err(default_exchange_refused());
             }
             return self.exchange(&d.name);
         }
-        if d.name.is_empty() {
-            return Err(BrokerError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
-        }
+        // As RabbitMQ: the type is checked before the name.
         let kind = ExchangeKind::parse(&d.kind).ok_or_else(|| {
-            BrokerError::command_invalid(format!("invalid exchange type '{}'", d.kind))
+            BrokerError::command_invalid(format!("unknown exchange type '{}'", d.kind))
         })?;
+        if d.name.is_empty() {
+            return Err(default_exchange_refused());
+        }
         if let Some(existing) = self.exchanges.read().get(&d.name).cloned() {
             self.assert_exchange_equivalent(&existing, kind, d)?;
             return Ok(existing);
@@ -226,44 +192,34 @@ impl VHost {
         check("durable", e.durable.to_string(), d.durable.to_string())?;
         check("auto_delete", e.auto_delete.to_string(), d.auto_delete.to_string())?;
         check("internal", e.internal.to_string(), d.internal.to_string())?;
-        for k in EQUIVALENT_EXCHANGE_ARGS {
-            let (cur, got) = (e.arguments.get(k), d.arguments.get(k));
-            if cur != got {
-                return Err(inequivalent(
-                    k,
-                    "exchange",
-                    &e.name,
-                    &self.name,
-                    describe_arg(got),
-                    describe_arg(cur),
-                ));
-            }
-        }
-        Ok(())
+        assert_equivalent(
+            "exchange",
+            &e.name,
+            &self.name,
+            EQUIVALENT_EXCHANGE_ARGS,
+            &e.arguments,
+            &d.arguments,
+        )
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
         let _t = self.topology.lock();
-        if name.is_empty() || name.starts_with("amq.") {
-            return Err(BrokerError::access_refused(if name.is_empty() {
-                "operation not permitted on the default exchange".to_string()
-            } else {
-                format!("cannot delete built-in exchange '{name}' in vhost '{}'", self.name)
-            }));
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        if name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                self.name
+            )));
         }
         let Some(e) = self.exchanges.read().get(name).cloned() else {
             // RabbitMQ 3.x: deleting a missing exchange succeeds.
             return Ok(());
         };
-        let as_destination = Destination::Exchange(e.clone());
         if if_unused {
-            let in_use = e.binding_count() > 0
-                || self
-                    .exchanges
-                    .read()
-                    .values()
-                    .any(|x| x.bindings().iter().any(|b| b.destination == as_destination));
-            if in_use {
+            // As RabbitMQ: only bindings with this exchange as their source count.
+            if e.binding_count() > 0 {
                 return Err(BrokerError::precondition_failed(format!(
                     "exchange '{name}' in vhost '{}' in use",
                     self.name
@@ -325,10 +281,19 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        validate_queue_args(
+            &self.name,
+            &name,
+            &d.arguments,
+            d.durable,
+            d.exclusive,
+            d.auto_delete,
+        )?;
         let q = Arc::new(Queue::new(
             &self.name,
             &name,
-            d.durable,
+            // As RabbitMQ: an exclusive queue is never durable.
+            d.durable && !d.exclusive,
             d.exclusive.then_some(connection),
             d.auto_delete,
             d.arguments.clone(),
@@ -364,27 +329,16 @@ impl VHost {
                 Ok(())
             }
         };
-        check("durable", q.durable, d.durable)?;
+        check("durable", q.durable, d.durable && !d.exclusive)?;
         check("auto_delete", q.auto_delete, d.auto_delete)?;
-        for k in EQUIVALENT_QUEUE_ARGS {
-            let (cur, got) = (q.arguments.get(k), d.arguments.get(k));
-            let same = match (cur, got) {
-                (Some(a), Some(b)) => a == b || (a.as_i64().is_some() && a.as_i64() == b.as_i64()),
-                (None, None) => true,
-                _ => false,
-            };
-            if !same {
-                return Err(inequivalent(
-                    k,
-                    "queue",
-                    &q.name,
-                    &self.name,
-                    describe_arg(got),
-                    describe_arg(cur),
-                ));
-            }
-        }
-        Ok(())
+        assert_equivalent(
+            "queue",
+            &q.name,
+            &self.name,
+            EQUIVALENT_QUEUE_ARGS,
+            &q.arguments,
+            &d.arguments,
+        )
     }
 
     /// `queue.delete`: returns the number of ready messages deleted with the queue.
@@ -473,12 +427,12 @@ impl VHost {
     ) -> Result<()> {
         let _t = self.topology.lock();
         if exchange.is_empty() {
-            return Err(default_exchange_refused(queue, &self.name, "bind"));
+            return Err(default_exchange_refused());
         }
-        let q = self.queue(queue, connection)?;
         let e = self.exchange(exchange)?;
+        let q = self.queue(queue, connection)?;
         validate_binding(&e, arguments)?;
-        e.add_binding(Destination::Queue(q), routing_key, arguments.clone());
+        e.add_binding(Destination::Queue(q), routing_key, sorted(arguments));
         Ok(())
     }
 
@@ -492,11 +446,18 @@ impl VHost {
     ) -> Result<()> {
         let _t = self.topology.lock();
         if exchange.is_empty() {
-            return Err(default_exchange_refused(queue, &self.name, "unbind"));
+            return Err(default_exchange_refused());
         }
-        let q = self.queue(queue, connection)?;
-        let e = self.exchange(exchange)?;
-        if e.remove_binding(&Destination::Queue(q), routing_key, arguments)
+        // RabbitMQ 3.x: unbinding from a missing exchange or queue succeeds.
+        let Ok(e) = self.exchange(exchange) else {
+            return Ok(());
+        };
+        let q = match self.queue(queue, connection) {
+            Ok(q) => q,
+            Err(err) if err.code == warren_amqp_codec::reply::NOT_FOUND => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if e.remove_binding(&Destination::Queue(q), routing_key, &sorted(arguments))
             && e.auto_delete
             && e.binding_count() == 0
         {
@@ -514,14 +475,12 @@ impl VHost {
     ) -> Result<()> {
         let _t = self.topology.lock();
         if destination.is_empty() || source.is_empty() {
-            return Err(BrokerError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
-        let d = self.exchange(destination)?;
         let s = self.exchange(source)?;
+        let d = self.exchange(destination)?;
         validate_binding(&s, arguments)?;
-        s.add_binding(Destination::Exchange(d), routing_key, arguments.clone());
+        s.add_binding(Destination::Exchange(d), routing_key, sorted(arguments));
         Ok(())
     }
 
@@ -534,13 +493,12 @@ impl VHost {
     ) -> Result<()> {
         let _t = self.topology.lock();
         if destination.is_empty() || source.is_empty() {
-            return Err(BrokerError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
-        let d = self.exchange(destination)?;
-        let s = self.exchange(source)?;
-        if s.remove_binding(&Destination::Exchange(d), routing_key, arguments)
+        let (Ok(s), Ok(d)) = (self.exchange(source), self.exchange(destination)) else {
+            return Ok(());
+        };
+        if s.remove_binding(&Destination::Exchange(d), routing_key, &sorted(arguments))
             && s.auto_delete
             && s.binding_count() == 0
         {
@@ -603,10 +561,16 @@ fn check_exclusive(q: &Queue, connection: ConnectionId) -> Result<()> {
     }
 }
 
-fn default_exchange_refused(queue: &str, vhost: &str, op: &str) -> BrokerError {
-    BrokerError::access_refused(format!(
-        "operation not permitted on the default exchange (queue '{queue}' in vhost '{vhost}', {op})"
-    ))
+fn default_exchange_refused() -> BrokerError {
+    BrokerError::access_refused("operation not permitted on the default exchange")
+}
+
+/// Binding arguments in key order: RabbitMQ identifies a binding by its sorted arguments,
+/// so `{a, b}` and `{b, a}` are the same binding.
+fn sorted(args: &FieldTable) -> FieldTable {
+    let mut t = args.clone();
+    t.0.sort_by(|a, b| a.0.cmp(&b.0));
+    t
 }
 
 fn validate_binding(e: &Exchange, args: &FieldTable) -> Result<()> {

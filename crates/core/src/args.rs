@@ -1,0 +1,234 @@
+//! Queue declaration arguments: validation with RabbitMQ's error texts, and the
+//! redeclaration equivalence check.
+
+use warren_amqp_codec::{FieldTable, FieldValue};
+
+use crate::error::BrokerError;
+use crate::util::format_value;
+
+/// Arguments whose values must match on redeclaration (RabbitMQ's `declare_args`).
+pub const EQUIVALENT_QUEUE_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+];
+
+/// RabbitMQ's largest timer value (ms) for TTLs and expiries.
+const MAX_EXPIRY: i64 = 4_294_967_295 * 1000;
+
+enum Check {
+    /// A number (any integer type) that must be >= 0.
+    NonNegInt,
+    /// A TTL: a non-negative integer within the timer range.
+    Expiry,
+    /// `x-expires`: positive.
+    PositiveExpiry,
+    MaxPriority,
+    Overflow,
+    QueueMode,
+    Bool,
+    QueueType,
+    Ignore,
+}
+
+fn check_for(key: &str) -> Check {
+    match key {
+        "x-expires" => Check::PositiveExpiry,
+        "x-message-ttl" => Check::Expiry,
+        "x-max-length"
+        | "x-max-length-bytes"
+        | "x-max-in-memory-length"
+        | "x-max-in-memory-bytes"
+        | "x-stream-max-segment-size-bytes"
+        | "x-delivery-limit"
+        | "x-quorum-initial-group-size"
+        | "x-initial-cluster-size" => Check::NonNegInt,
+        "x-max-priority" => Check::MaxPriority,
+        "x-overflow" => Check::Overflow,
+        "x-queue-mode" => Check::QueueMode,
+        "x-single-active-consumer" => Check::Bool,
+        "x-queue-type" => Check::QueueType,
+        _ => Check::Ignore,
+    }
+}
+
+fn int_of(v: &FieldValue) -> Result<i64, String> {
+    match v {
+        FieldValue::Timestamp(_) => Err(format!("\"expected integer, got {}\"", v.type_name())),
+        _ => v
+            .as_i64()
+            .ok_or_else(|| format!("\"expected integer, got {}\"", v.type_name())),
+    }
+}
+
+fn check_value(check: Check, v: &FieldValue) -> Result<(), String> {
+    match check {
+        Check::Ignore => Ok(()),
+        Check::NonNegInt => {
+            let n = int_of(v)?;
+            if n < 0 {
+                return Err(format!("{{value_negative,{n}}}"));
+            }
+            Ok(())
+        }
+        Check::Expiry | Check::PositiveExpiry => {
+            let n = int_of(v)?;
+            if matches!(check, Check::PositiveExpiry) && n == 0 {
+                return Err("{value_zero,0}".into());
+            }
+            if n < 0 {
+                return Err(format!("{{value_negative,{n}}}"));
+            }
+            if n > MAX_EXPIRY {
+                return Err(format!("{{value_too_large,{n}}}"));
+            }
+            Ok(())
+        }
+        Check::MaxPriority => {
+            let n = int_of(v)?;
+            if n < 0 {
+                return Err(format!("{{value_negative,{n}}}"));
+            }
+            if n > 255 {
+                return Err(format!("{{max_value_exceeded,{n}}}"));
+            }
+            Ok(())
+        }
+        Check::Overflow => match v.as_str() {
+            Some("drop-head" | "reject-publish" | "reject-publish-dlx") => Ok(()),
+            Some(_) => Err("invalid_overflow".into()),
+            None => Err(format!("{{unacceptable_type,{}}}", v.type_name())),
+        },
+        Check::QueueMode => match v.as_str() {
+            Some("default" | "lazy") => Ok(()),
+            Some(m) => Err(format!("\"unsupported queue mode '{m}'\"")),
+            None => Err(format!("{{unacceptable_type,{}}}", v.type_name())),
+        },
+        Check::Bool => match v {
+            FieldValue::Bool(_) => Ok(()),
+            _ => Err(format!("{{unacceptable_type,{}}}", v.type_name())),
+        },
+        Check::QueueType => match v.as_str() {
+            Some("classic" | "quorum") => Ok(()),
+            Some(t) => Err(format!("\"unsupported queue type '{t}'\"")),
+            None => Err(format!("{{unacceptable_type,{}}}", v.type_name())),
+        },
+    }
+}
+
+/// Validates queue-declare arguments as RabbitMQ does, before anything is created.
+pub fn validate_queue_args(
+    vhost: &str,
+    queue: &str,
+    args: &FieldTable,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+) -> Result<(), BrokerError> {
+    let invalid = |k: &str, detail: String| {
+        BrokerError::precondition_failed(format!(
+            "invalid arg '{k}' for queue '{queue}' in vhost '{vhost}': {detail}"
+        ))
+    };
+    for (k, v) in args.iter() {
+        check_value(check_for(k), v).map_err(|d| invalid(k, d))?;
+    }
+    match args.get("x-dead-letter-exchange") {
+        Some(FieldValue::LongStr(_)) => {}
+        Some(other) => {
+            return Err(BrokerError::precondition_failed(format!(
+                "invalid type '{}' for arg 'x-dead-letter-exchange' in queue '{queue}' in vhost '{vhost}'",
+                other.type_name()
+            )))
+        }
+        None => {
+            if args.contains_key("x-dead-letter-routing-key") {
+                return Err(invalid(
+                    "x-dead-letter-routing-key",
+                    "routing_key_but_no_dlx_defined".into(),
+                ));
+            }
+        }
+    }
+    if args.get("x-queue-type").and_then(|v| v.as_str()) == Some("quorum") {
+        let bad = if !durable {
+            Some("non-durable")
+        } else if exclusive {
+            Some("exclusive")
+        } else if auto_delete {
+            Some("auto-delete")
+        } else {
+            None
+        };
+        if let Some(p) = bad {
+            return Err(BrokerError::precondition_failed(format!(
+                "invalid property '{p}' for queue '{queue}' in vhost '{vhost}'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn describe(v: Option<&FieldValue>) -> String {
+    match v {
+        None => "none".into(),
+        Some(v) => format!("the value '{}' of type '{}'", format_value(v), v.type_name()),
+    }
+}
+
+/// Checks the arguments RabbitMQ compares on redeclaration. Both present: compared by
+/// type and value, reported by value only; one absent: reported with its type. An absent
+/// `x-queue-type` equals `classic`.
+pub fn assert_equivalent(
+    what: &str,
+    name: &str,
+    vhost: &str,
+    keys: &[&str],
+    current: &FieldTable,
+    requested: &FieldTable,
+) -> Result<(), BrokerError> {
+    let classic = FieldValue::from("classic");
+    for k in keys {
+        let norm = |t: &FieldTable| -> Option<FieldValue> {
+            match (t.get(k), *k) {
+                (None, "x-queue-type") => Some(classic.clone()),
+                (v, _) => v.cloned(),
+            }
+        };
+        let (cur, got) = (norm(current), norm(requested));
+        if cur == got {
+            continue;
+        }
+        let detail = match (&got, &cur) {
+            (Some(g), Some(c)) => format!(
+                "received '{}' but current is '{}'",
+                format_value(g),
+                format_value(c)
+            ),
+            _ => format!(
+                "received {} but current is {}",
+                describe(got.as_ref()),
+                describe(cur.as_ref())
+            ),
+        };
+        return Err(BrokerError::precondition_failed(format!(
+            "inequivalent arg '{k}' for {what} '{name}' in vhost '{vhost}': {detail}"
+        )));
+    }
+    Ok(())
+}
