@@ -553,3 +553,33 @@ def broker_handshake(broker, **kw):
     kw.setdefault("password", broker.password)
     kw.setdefault("vhost", broker.vhost)
     return handshake(broker.host, broker.port, **kw)
+
+
+def check_against_spec(path="/usr/share/amqp/specs/0-9-1-rabbit/amqp0-9-1.stripped.extended.xml"):
+    """Compare METHODS with the spec XML (`python amqp_raw.py`). The XML lacks RabbitMQ's
+    connection.blocked/unblocked/update-secret(-ok), which are checked by hand."""
+    import xml.etree.ElementTree as ET
+    letters = {"octet": "o", "short": "h", "long": "l", "longlong": "L", "shortstr": "s",
+               "longstr": "S", "bit": "b", "table": "F", "timestamp": "T"}
+    root = ET.parse(path).getroot()
+    domains = {d.get("name"): d.get("type") for d in root.findall("domain")}
+    seen = set()
+    for cls in root.findall("class"):
+        for m in cls.findall("method"):
+            key = (int(cls.get("index")), int(m.get("index")))
+            sig = "".join(letters[domains.get(f.get("domain") or f.get("type"),
+                                              f.get("domain") or f.get("type"))]
+                          for f in m.findall("field"))
+            want = (f"{cls.get('name')}.{m.get('name')}", sig)
+            assert METHODS.get(key) == want, (key, METHODS.get(key), want)
+            seen.add(key)
+    extra = set(METHODS) - seen
+    assert extra == {(10, 60), (10, 61), (10, 70), (10, 71)}, extra
+    props = [(f.get("name"), f.get("domain") or f.get("type"))
+             for f in root.find("class[@name='basic']").findall("field")]
+    assert [letters[domains.get(d, d)] for _n, d in props] == [t for _k, t in BASIC_PROPERTIES]
+    return len(seen)
+
+
+if __name__ == "__main__":
+    print(f"{check_against_spec()} methods match the spec XML")

@@ -223,14 +223,14 @@ def test_simultaneous_channel_close(broker, uniq):
         c.open_channel(1)
 
 
-def test_pika_channel_exception_leaves_connection_usable(conn, uniq):
+def test_pika_channel_exception_leaves_connection_usable(broker, conn, uniq):
     ch1 = conn.channel()
     ch2 = conn.channel()
     missing = uniq("missing")
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
         ch1.queue_declare(missing, passive=True)
     assert e.value.reply_code == 404
-    assert e.value.reply_text == f"NOT_FOUND - no queue '{missing}' in vhost '/'"
+    assert e.value.reply_text == f"NOT_FOUND - no queue '{missing}' in vhost '{broker.vhost}'"
     assert ch1.is_closed and ch2.is_open and conn.is_open
     q = uniq("q")
     ch2.queue_declare(q, exclusive=True)

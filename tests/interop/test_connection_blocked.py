@@ -76,11 +76,6 @@ def raw(alarm, **kw):
     return c
 
 
-def declare(c, q):
-    c.send_method(1, "queue.declare", 0, q, False, False, False, True, False, {})
-    c.expect("queue.declare-ok", 1)
-
-
 def get_body(ch, q):
     r = ch.basic_get(q, auto_ack=True)
     return None if r[0] is None else r[2]

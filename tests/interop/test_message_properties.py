@@ -208,7 +208,6 @@ def test_invalid_expiration(conn, expiration, detail):
                         BASIC_PUBLISH)
 
 
-@pytest.mark.pending(4, "per-message TTL (expiration)")
 def test_expiration_zero_expires_at_once(ch):
     q = ch.queue_declare("", exclusive=True).method.queue
     ch.basic_publish("", q, b"gone", pika.BasicProperties(expiration="0"))

@@ -159,17 +159,18 @@ def _run_fatal_case(broker, name):
 @pytest.fixture(scope="module")
 def fatal_results(broker):
     witness = broker.connect()  # opened before every bad connection
-    with concurrent.futures.ThreadPoolExecutor(len(FATAL_CASES)) as pool:
-        futs = {n: pool.submit(_run_fatal_case, broker, n) for n in FATAL_CASES}
-        results = {n: f.result() for n, f in futs.items()}
-    yield witness, results
-    witness.close()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(FATAL_CASES)) as pool:
+            futs = {n: pool.submit(_run_fatal_case, broker, n) for n in FATAL_CASES}
+            yield witness, lambda name: futs[name].result(timeout=30)
+    finally:
+        witness.close()
 
 
 @pytest.mark.parametrize("case", list(FATAL_CASES))
 def test_fatal_frame_error(fatal_results, uniq, case):
-    witness, results = fatal_results
-    close, closed, elapsed = results[case]
+    witness, result = fatal_results
+    close, closed, elapsed = result(case)
     assert (close.kind, close.channel, close.reply_code, close.reply_text, close.class_id,
             close.method_id) == ("connection", 0, 501, FATAL_CASES[case][2], 0, 0)
     assert closed, "connection still open 10 s after connection.close"
@@ -262,7 +263,7 @@ def test_body_longer_than_announced(broker, witness, uniq):
     # frames, the message is never delivered, and the next method is the error.
     q = uniq("q")
     with bad_connection(broker) as c:
-        c.send_method(1, "queue.declare", 0, q, False, False, False, True, False, {})
+        c.send_method(1, "queue.declare", 0, q, False, False, True, True, False, {})
         c.expect("queue.declare-ok", 1)
         c.send(publish_start(routing_key=q) + A.header_frame(1, 3) + A.body_frame(1, b"abcdef")
                + A.body_frame(1, b"more"))

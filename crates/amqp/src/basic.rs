@@ -9,7 +9,7 @@ use warren_amqp_codec::{FieldValue, ShortStr};
 use warren_core::util::generated_name;
 use warren_core::{BrokerError, Consumer, Credit, Queue, Result};
 
-use crate::channel::{requeue_all, Channel};
+use crate::channel::{settle_all, Channel, Outcome};
 use crate::connection::ConnCtx;
 use crate::delivery::Unacked;
 
@@ -170,10 +170,10 @@ impl Channel {
     pub(crate) fn basic_ack(&mut self, _ctx: &ConnCtx, tag: u64, multiple: bool) -> Result<()> {
         let acked = self.take_unacked(tag, multiple)?;
         if let Some(tx) = self.tx.as_mut() {
-            tx.acks.push((acked, crate::tx::Settle::Ack));
+            tx.acks.push((acked, Outcome::Ack));
             return Ok(());
         }
-        self.settle(acked, true);
+        self.settle(acked, Outcome::Ack);
         Ok(())
     }
 
@@ -185,40 +185,22 @@ impl Channel {
         requeue: bool,
     ) -> Result<()> {
         let taken = self.take_unacked(tag, multiple)?;
+        let outcome = if requeue {
+            Outcome::Requeue
+        } else {
+            Outcome::Reject
+        };
         if let Some(tx) = self.tx.as_mut() {
-            tx.acks.push((taken, crate::tx::Settle::Nack { requeue }));
+            tx.acks.push((taken, outcome));
             return Ok(());
         }
-        if requeue {
-            requeue_all(taken);
-        } else {
-            self.settle(taken, false);
-        }
+        self.settle(taken, outcome);
         Ok(())
     }
 
-    /// Settles deliveries with their queues, giving credit back first so the queues can
-    /// dispatch into the room just made.
-    pub(crate) fn settle(&self, done: Vec<Unacked>, acked: bool) {
-        let mut batch: Vec<u64> = Vec::new();
-        let mut current: Option<Arc<Queue>> = None;
-        for u in done {
-            if let Some(c) = &u.consumer {
-                c.settled(1);
-            }
-            if current.as_ref().is_some_and(|q| !Arc::ptr_eq(q, &u.queue)) {
-                current.take().unwrap().settle(&batch, acked);
-                batch.clear();
-            }
-            if current.is_none() {
-                current = Some(u.queue.clone());
-            }
-            batch.push(u.env.seq);
-        }
-        if let Some(q) = current {
-            q.settle(&batch, acked);
-        }
-        // A channel-wide limit may hold back consumers on other queues too.
+    /// Settles deliveries, then lets queues held back by a channel-wide limit dispatch.
+    pub(crate) fn settle(&self, done: Vec<Unacked>, outcome: Outcome) {
+        settle_all(done, outcome);
         if self.shared.credit.limit() != 0 {
             self.kick_consumed_queues();
         }
@@ -229,7 +211,7 @@ impl Channel {
             return Err(BrokerError::not_implemented("requeue=false"));
         }
         let all: Vec<Unacked> = self.shared.state.lock().unacked.drain(..).collect();
-        requeue_all(all);
+        self.settle(all, Outcome::Requeue);
         if sync {
             self.send(ctx, BasicRecoverOk {});
         }

@@ -210,24 +210,45 @@ impl Channel {
             all.extend(tx.into_pending_acks());
         }
         all.sort_by_key(|u| u.tag);
-        requeue_all(all);
+        settle_all(all, Outcome::Requeue);
         self.content = Content::Idle;
     }
 }
 
-/// Returns deliveries to their queues in tag order, one batch per queue.
-pub(crate) fn requeue_all(unacked: Vec<Unacked>) {
+/// What becomes of settled deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ack,
+    /// Rejected without requeue: dead-lettered, or dropped.
+    Reject,
+    /// Back to the queue, marked redelivered.
+    Requeue,
+}
+
+/// Settles deliveries with their queues, one batch per queue, in tag order, giving
+/// consumer credit back first so the queues can dispatch into the room just made.
+pub(crate) fn settle_all(done: Vec<Unacked>, outcome: Outcome) {
     let mut by_queue: Vec<(Arc<Queue>, Vec<warren_core::Envelope>)> = Vec::new();
-    for u in unacked {
+    for u in done {
         if let Some(c) = &u.consumer {
             c.settled(1);
         }
-        match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-            Some((_, v)) => v.push(u.env),
-            None => by_queue.push((u.queue, vec![u.env])),
+        match by_queue.last_mut() {
+            Some((q, v)) if Arc::ptr_eq(q, &u.queue) => v.push(u.env),
+            _ => match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                Some((_, v)) => v.push(u.env),
+                None => by_queue.push((u.queue, vec![u.env])),
+            },
         }
     }
     for (q, envs) in by_queue {
-        q.requeue(envs);
+        match outcome {
+            Outcome::Ack => {
+                let seqs: Vec<u64> = envs.iter().map(|e| e.seq).collect();
+                q.settle(&seqs, true);
+            }
+            Outcome::Reject => q.reject(envs),
+            Outcome::Requeue => q.requeue(envs),
+        }
     }
 }

@@ -24,12 +24,17 @@ use crate::AmqpConfig;
 
 /// How long we wait for the peer's close-ok after sending connection.close.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a closed connection waits for the client to close its socket.
+const CLOSING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the reader loop does after a frame.
 pub(crate) enum Flow {
     Continue,
-    /// Stop reading: the connection is finished.
+    /// Stop reading: the connection is finished (our close was acknowledged).
     Stop,
+    /// The client closed the connection and has its close-ok: wait for it to close
+    /// the socket.
+    ClosedByClient,
 }
 
 /// An error while handling a frame, and its scope.
@@ -225,6 +230,11 @@ impl Connection {
                         self.flush_confirms();
                         return "closed";
                     }
+                    Ok(Flow::ClosedByClient) => {
+                        self.ctx.out.schedule();
+                        self.linger(r, &mut buf).await;
+                        return "closed by client";
+                    }
                     Err(e) => {
                         if self.on_error(e) {
                             close_deadline = Some(tokio::time::Instant::now() + CLOSE_OK_TIMEOUT);
@@ -266,6 +276,21 @@ impl Connection {
                 buf.reserve(64 << 10);
             }
         }
+    }
+
+    /// After close-ok, leaves closing the socket to the client (as RabbitMQ does), reading
+    /// and ignoring whatever it still sends, for at most `CLOSING_TIMEOUT`.
+    async fn linger(&mut self, r: &mut OwnedReadHalf, buf: &mut BytesMut) {
+        let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
+            loop {
+                buf.clear();
+                match r.read_buf(buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
     }
 
     /// Blocks reading while a resource alarm is raised (RabbitMQ blocks a connection
@@ -366,8 +391,12 @@ impl Connection {
                 if !self.closing {
                     tracing::info!(connection = self.ctx.id, code = c.reply_code, text = %c.reply_text, "client closed the connection");
                 }
+                // Exclusive queues go before close-ok: clients assume a closed connection's
+                // exclusive queues are gone.
+                self.flush_confirms();
+                self.cleanup();
                 self.ctx.out.send(0, &ConnectionCloseOk {}.into());
-                Ok(Flow::Stop)
+                Ok(Flow::ClosedByClient)
             }
             Method::ConnectionCloseOk(_) => {
                 if self.closing {

@@ -87,11 +87,12 @@ pub fn server_properties(cfg: &AmqpConfig) -> FieldTable {
     );
     p.insert(
         "information",
-        "Licensed under the Apache 2.0 license. Speaks AMQP 0-9-1 as RabbitMQ does.".into(),
+        "Warren, a RabbitMQ-compatible broker written in Rust. Licensed under the Apache 2.0 license.".into(),
     );
     p.insert("platform", "Rust".into());
     p.insert("product", cfg.product.as_str().into());
     p.insert("version", cfg.version.as_str().into());
+    p.insert("warren_version", env!("CARGO_PKG_VERSION").into());
     p
 }
 

@@ -38,6 +38,7 @@ pub struct AmqpConfig {
     pub heartbeat: u16,
     /// Largest accepted message body (RabbitMQ: `max_message_size`).
     pub max_message_size: u64,
+    /// `product` and `version` in server-properties.
     pub product: String,
     pub version: String,
     pub cluster_name: String,
@@ -52,8 +53,12 @@ impl Default for AmqpConfig {
             channel_max: 2047,
             heartbeat: 60,
             max_message_size: 128 << 20,
-            product: "Warren".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            // Clients gate RabbitMQ features on these (the Go client's own suite skips
+            // cleanup unless product is "RabbitMQ"), so Warren presents itself as the
+            // RabbitMQ release whose behaviour it implements, and says what it is in
+            // `warren_version` and `information`.
+            product: "RabbitMQ".into(),
+            version: "3.13.7".into(),
             cluster_name: "warren@localhost".into(),
             handshake_timeout: Duration::from_secs(10),
         }

@@ -4,20 +4,15 @@
 use warren_amqp_codec::methods::*;
 use warren_core::{BrokerError, Result};
 
-use crate::channel::{requeue_all, Channel};
+use crate::channel::{Channel, Outcome};
 use crate::connection::ConnCtx;
 use crate::delivery::Unacked;
 use crate::publish::Publish;
 
-pub(crate) enum Settle {
-    Ack,
-    Nack { requeue: bool },
-}
-
 #[derive(Default)]
 pub(crate) struct Tx {
     pub publishes: Vec<Publish>,
-    pub acks: Vec<(Vec<Unacked>, Settle)>,
+    pub acks: Vec<(Vec<Unacked>, Outcome)>,
 }
 
 impl Tx {
@@ -51,12 +46,8 @@ impl Channel {
         for p in tx.publishes {
             let _ = self.route_and_enqueue(ctx, p);
         }
-        for (done, how) in tx.acks {
-            match how {
-                Settle::Ack => self.settle(done, true),
-                Settle::Nack { requeue: true } => requeue_all(done),
-                Settle::Nack { requeue: false } => self.settle(done, false),
-            }
+        for (done, outcome) in tx.acks {
+            self.settle(done, outcome);
         }
         self.send(ctx, TxCommitOk {});
         Ok(())

@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::auth::{Permission, Users};
+use crate::scheduler::Scheduler;
 use crate::vhost::VHost;
 use crate::ConnectionId;
 
@@ -100,6 +101,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub users: Users,
     pub alarms: Alarms,
+    /// Message expiry timer; the binary runs [`Scheduler::run`].
+    pub scheduler: Arc<Scheduler>,
     pub started_at: Instant,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
@@ -110,6 +113,7 @@ impl Broker {
         let b = Broker {
             users: Users::default(),
             alarms: Alarms::new(),
+            scheduler: Arc::new(Scheduler::default()),
             started_at: Instant::now(),
             vhosts: RwLock::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
@@ -136,7 +140,7 @@ impl Broker {
         self.vhosts
             .write()
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(VHost::new(name)))
+            .or_insert_with(|| VHost::new(name, self.scheduler.clone()))
             .clone()
     }
 

@@ -14,6 +14,8 @@
 //!   [`headers`] the headers matcher.
 //! - [`queue`]: the queue state machine: ready messages (in a `warren-store` backend),
 //!   consumers, round-robin dispatch with priorities and credit.
+//! - [`scheduler`]: the broker-wide timer that expires messages on time.
+//! - [`deadletter`]: dead-lettering with RabbitMQ's `x-death` history.
 //! - [`consumer`]: consumers, prefetch credit, and [`consumer::DeliverySink`], the one
 //!   trait an adapter implements to receive deliveries.
 //! - [`error`]: [`BrokerError`], an AMQP reply code plus RabbitMQ's text.
@@ -22,10 +24,12 @@ pub mod args;
 pub mod auth;
 pub mod broker;
 pub mod consumer;
+pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod queue;
+pub mod scheduler;
 pub mod topic;
 pub mod util;
 pub mod vhost;

@@ -6,18 +6,27 @@
 //! possible (a publish, an ack that freed credit, a new consumer), on the caller's task:
 //! there is no queue task to hop through.
 //!
-//! Lock order: queue lock, then the delivery sink's locks. Sinks never call back into a
-//! queue while holding their own locks.
+//! Messages that leave a queue without being consumed (expired, dropped by a length
+//! limit, rejected) are collected under the lock and dead-lettered after it is released
+//! ([`Queue::unlock`]), so dead-lettering into the same queue cannot deadlock.
+//!
+//! Lock order: queue lock, then the delivery sink's locks, then the scheduler's heap.
+//! Sinks never call back into a queue while holding their own locks.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use warren_amqp_codec::FieldTable;
 use warren_store::{Envelope, Message, QueueStore, SeqNo};
 
 use crate::consumer::Consumer;
+use crate::deadletter::{DeadLetterTarget, Reason};
 use crate::error::{BrokerError, Result};
+use crate::scheduler::{now_ms, Scheduler};
+use crate::vhost::VHost;
 use crate::ConnectionId;
 
 /// Monotonic counters for management and metrics.
@@ -41,6 +50,11 @@ pub struct Queue {
     pub arguments: FieldTable,
     pub counters: QueueCounters,
     limits: Limits,
+    dead_letter: Option<DeadLetterTarget>,
+    /// `x-message-ttl` (ms).
+    message_ttl: Option<u64>,
+    pub(crate) vhost_ref: Weak<VHost>,
+    scheduler: Arc<Scheduler>,
     inner: Mutex<Inner>,
     deleted: AtomicBool,
 }
@@ -54,6 +68,13 @@ struct Inner {
     top_priority: i32,
     unacked: u64,
     had_consumers: bool,
+    /// (expires_at, seq) of ready messages that have a TTL: the earliest first.
+    expiries: BinaryHeap<Reverse<(u64, SeqNo)>>,
+    /// The deadline the scheduler will wake us at, if any.
+    wake_at: Option<u64>,
+    /// Messages that left without being consumed, to dead-letter after unlocking.
+    expired: Vec<Envelope>,
+    dropped: Vec<Envelope>,
 }
 
 /// Whether a queue took a published message.
@@ -136,6 +157,8 @@ impl Queue {
         auto_delete: bool,
         arguments: FieldTable,
         store: Box<dyn QueueStore>,
+        vhost_ref: Weak<VHost>,
+        scheduler: Arc<Scheduler>,
     ) -> Queue {
         Queue {
             name: name.to_string(),
@@ -144,6 +167,13 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             limits: Limits::from_arguments(&arguments),
+            dead_letter: DeadLetterTarget::from_arguments(&arguments),
+            message_ttl: arguments
+                .get("x-message-ttl")
+                .and_then(|v| v.as_i64())
+                .map(|n| n.max(0) as u64),
+            vhost_ref,
+            scheduler,
             arguments,
             counters: QueueCounters::default(),
             inner: Mutex::new(Inner {
@@ -153,6 +183,10 @@ impl Queue {
                 top_priority: i32::MIN,
                 unacked: 0,
                 had_consumers: false,
+                expiries: BinaryHeap::new(),
+                wake_at: None,
+                expired: Vec::new(),
+                dropped: Vec::new(),
             }),
             deleted: AtomicBool::new(false),
         }
@@ -166,6 +200,18 @@ impl Queue {
         self.exclusive_owner.is_some()
     }
 
+    /// Releases the lock, then dead-letters what the operation expired or dropped.
+    fn unlock(self: &Arc<Self>, mut inner: MutexGuard<'_, Inner>) {
+        if inner.expired.is_empty() && inner.dropped.is_empty() {
+            return;
+        }
+        let expired = std::mem::take(&mut inner.expired);
+        let dropped = std::mem::take(&mut inner.dropped);
+        drop(inner);
+        self.dead_letter(expired, Reason::Expired);
+        self.dead_letter(dropped, Reason::Maxlen);
+    }
+
     /// Enqueues a routed message and dispatches what it can. A queue over its length
     /// limit either drops from its head (`drop-head`, the default) or refuses the
     /// message (`reject-publish`): then publishers in confirm mode get a nack.
@@ -176,18 +222,108 @@ impl Queue {
         }
         let limits = self.limits;
         if limits.overflow != Overflow::DropHead && limits.is_full(&*inner.store, msg.size()) {
+            drop(inner);
+            if limits.overflow == Overflow::RejectPublishDlx {
+                let env = Envelope {
+                    seq: 0,
+                    msg,
+                    redelivered: false,
+                    expires_at: None,
+                };
+                self.dead_letter(vec![env], Reason::Maxlen);
+            }
             return Enqueued::Rejected;
         }
-        inner.store.push(msg);
+        let ttl = match (self.message_ttl, msg.ttl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let expires_at = ttl.map(|t| now_ms().saturating_add(t));
+        let seq = inner.store.push(msg, expires_at);
+        if let Some(at) = expires_at {
+            inner.expiries.push(Reverse((at, seq)));
+        }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.dispatch_locked(&mut inner);
         if limits.overflow == Overflow::DropHead {
             while limits.is_over(&*inner.store) {
                 let Some(env) = inner.store.pop() else { break };
                 inner.store.settle(env.seq);
+                inner.dropped.push(env);
             }
         }
+        if expires_at.is_some() {
+            // A TTL of 0 expires at once unless a consumer took the message above.
+            self.expire_locked(&mut inner, now_ms());
+        }
+        self.unlock(inner);
         Enqueued::Accepted
+    }
+
+    /// Called by the scheduler at a deadline this queue asked for.
+    pub fn expire_due(self: &Arc<Self>, now: u64) {
+        let mut inner = self.inner.lock();
+        inner.wake_at = None;
+        self.expire_locked(&mut inner, now);
+        self.unlock(inner);
+    }
+
+    /// Moves every ready message whose TTL has passed to `expired`, wherever it is in
+    /// the queue, and asks the scheduler to come back for the next one.
+    fn expire_locked(self: &Arc<Self>, inner: &mut Inner, now: u64) {
+        while let Some(&Reverse((at, seq))) = inner.expiries.peek() {
+            if at > now {
+                break;
+            }
+            inner.expiries.pop();
+            if let Some(env) = inner.store.remove(seq) {
+                inner.store.settle(env.seq);
+                inner.expired.push(env);
+            }
+        }
+        if let Some(&Reverse((at, _))) = inner.expiries.peek() {
+            if inner.wake_at.is_none_or(|w| at < w) {
+                inner.wake_at = Some(at);
+                self.scheduler.schedule(at, self);
+            }
+        }
+    }
+
+    /// Expires what sits at the head of the queue, so dispatch and get never hand out a
+    /// message whose TTL has passed even if the scheduler has not run yet.
+    fn expire_head(inner: &mut Inner) {
+        if inner.expiries.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        while inner
+            .store
+            .peek()
+            .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
+        {
+            let env = inner.store.pop().expect("peeked");
+            inner.store.settle(env.seq);
+            inner.expired.push(env);
+        }
+    }
+
+    pub fn dead_letter_target(&self) -> Option<DeadLetterTarget> {
+        self.dead_letter.clone()
+    }
+
+    /// Outstanding deliveries rejected by the client without requeue: settled here and
+    /// dead-lettered.
+    pub fn reject(self: &Arc<Self>, envs: Vec<Envelope>) {
+        {
+            let mut inner = self.inner.lock();
+            for e in &envs {
+                inner.store.settle(e.seq);
+            }
+            inner.unacked = inner.unacked.saturating_sub(envs.len() as u64);
+            self.dispatch_locked(&mut inner);
+            self.unlock(inner);
+        }
+        self.dead_letter(envs, Reason::Rejected);
     }
 
     /// Hands ready messages to consumers with credit, round-robin within the highest
@@ -195,21 +331,25 @@ impl Queue {
     pub fn dispatch(self: &Arc<Self>) {
         let mut inner = self.inner.lock();
         self.dispatch_locked(&mut inner);
+        self.unlock(inner);
     }
 
     fn dispatch_locked(self: &Arc<Self>, inner: &mut Inner) {
+        if inner.consumers.is_empty() {
+            return;
+        }
+        Self::expire_head(inner);
         let Inner {
             store,
             consumers,
             cursor,
             top_priority,
             unacked,
+            expiries,
+            expired,
             ..
         } = inner;
         let n = consumers.len();
-        if n == 0 {
-            return;
-        }
         while store.ready_count() > 0 {
             let mut best: Option<(usize, i32)> = None;
             for off in 0..n {
@@ -225,6 +365,11 @@ impl Queue {
             let Some((i, _)) = best else { break };
             let c = &consumers[i];
             let env = store.pop().expect("ready_count > 0");
+            if !expiries.is_empty() && env.expires_at.is_some_and(|t| t <= now_ms()) {
+                store.settle(env.seq);
+                expired.push(env);
+                continue;
+            }
             let seq = env.seq;
             let redelivered = env.redelivered;
             if !c.no_ack {
@@ -261,7 +406,11 @@ impl Queue {
     /// left ready.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Envelope, u64)> {
         let mut inner = self.inner.lock();
-        let env = inner.store.pop()?;
+        Self::expire_head(&mut inner);
+        let Some(env) = inner.store.pop() else {
+            self.unlock(inner);
+            return None;
+        };
         if no_ack {
             inner.store.settle(env.seq);
             self.counters.get_no_ack.fetch_add(1, Ordering::Relaxed);
@@ -273,6 +422,7 @@ impl Queue {
             self.counters.redelivered.fetch_add(1, Ordering::Relaxed);
         }
         let left = inner.store.ready_count();
+        self.unlock(inner);
         Some((env, left))
     }
 
@@ -290,6 +440,7 @@ impl Queue {
                 .fetch_add(seqs.len() as u64, Ordering::Relaxed);
         }
         self.dispatch_locked(&mut inner);
+        self.unlock(inner);
     }
 
     /// Outstanding deliveries go back to their places, marked redelivered, and are
@@ -297,18 +448,27 @@ impl Queue {
     pub fn requeue(self: &Arc<Self>, envs: impl IntoIterator<Item = Envelope>) {
         let mut inner = self.inner.lock();
         let deleted = self.is_deleted();
+        let mut earliest: Option<u64> = None;
         for mut env in envs {
             inner.unacked = inner.unacked.saturating_sub(1);
             if deleted {
                 inner.store.settle(env.seq);
             } else {
                 env.redelivered = true;
+                if let Some(at) = env.expires_at {
+                    inner.expiries.push(Reverse((at, env.seq)));
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                }
                 inner.store.requeue(env);
             }
         }
         if !deleted {
             self.dispatch_locked(&mut inner);
+            if earliest.is_some() {
+                self.expire_locked(&mut inner, now_ms());
+            }
         }
+        self.unlock(inner);
     }
 
     pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<()> {
@@ -358,7 +518,9 @@ impl Queue {
     }
 
     pub fn purge(&self) -> u64 {
-        self.inner.lock().store.purge()
+        let mut inner = self.inner.lock();
+        inner.expiries.clear();
+        inner.store.purge()
     }
 
     pub fn stats(&self) -> QueueStats {

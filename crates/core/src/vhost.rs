@@ -7,7 +7,7 @@
 //! releases them, and then enqueues.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use warren_amqp_codec::FieldTable;
@@ -17,6 +17,7 @@ use crate::consumer::Consumer;
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind};
 use crate::queue::{ConsumerRemoved, Queue};
+use crate::scheduler::Scheduler;
 use crate::args::{assert_equivalent, validate_queue_args, EQUIVALENT_QUEUE_ARGS};
 use crate::util::generated_name;
 use crate::ConnectionId;
@@ -58,6 +59,9 @@ pub struct ExchangeDeclare {
 
 pub struct VHost {
     pub name: String,
+    /// Handed to queues, which route their dead letters through their vhost.
+    self_ref: Weak<VHost>,
+    scheduler: Arc<Scheduler>,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     topology: Mutex<()>,
@@ -70,7 +74,11 @@ fn inequivalent(field: &str, what: &str, name: &str, vhost: &str, got: String, c
 }
 
 impl VHost {
-    pub fn new(name: &str) -> VHost {
+    pub fn new(name: &str, scheduler: Arc<Scheduler>) -> Arc<VHost> {
+        Arc::new_cyclic(|w| VHost::build(name, w.clone(), scheduler))
+    }
+
+    fn build(name: &str, self_ref: Weak<VHost>, scheduler: Arc<Scheduler>) -> VHost {
         let mut exchanges = HashMap::new();
         exchanges.insert(
             String::new(),
@@ -92,6 +100,8 @@ impl VHost {
         }
         VHost {
             name: name.to_string(),
+            self_ref,
+            scheduler,
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             topology: Mutex::new(()),
@@ -298,6 +308,8 @@ impl VHost {
             d.auto_delete,
             d.arguments.clone(),
             Box::new(MemoryQueueStore::new()),
+            self.self_ref.clone(),
+            self.scheduler.clone(),
         ));
         self.queues.write().insert(name, q.clone());
         Ok((q, 0, 0))

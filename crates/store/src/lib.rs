@@ -31,6 +31,8 @@ pub struct Message {
     /// delivery_mode = 2
     pub persistent: bool,
     pub priority: u8,
+    /// The per-message TTL (`expiration`, ms), if it has a valid one.
+    pub ttl: Option<u64>,
 }
 
 impl Message {
@@ -48,6 +50,7 @@ impl Message {
             body,
             persistent: view.persistent(),
             priority: view.priority.unwrap_or(0),
+            ttl: view.expiration.as_ref().and_then(|e| e.parse().ok()),
         }
     }
 
@@ -63,6 +66,8 @@ pub struct Envelope {
     pub seq: SeqNo,
     pub msg: Arc<Message>,
     pub redelivered: bool,
+    /// When the message expires in this queue (ms since the Unix epoch).
+    pub expires_at: Option<u64>,
 }
 
 /// Storage for one queue's messages.
@@ -71,11 +76,13 @@ pub struct Envelope {
 /// sequence number (in front of everything published after it), as RabbitMQ does.
 pub trait QueueStore: Send {
     /// Appends a message and returns its sequence number.
-    fn push(&mut self, msg: Arc<Message>) -> SeqNo;
+    fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> SeqNo;
     /// Takes the next ready message; it is then outstanding until settled or requeued.
     fn pop(&mut self) -> Option<Envelope>;
     /// The next ready message, left in place.
     fn peek(&self) -> Option<&Envelope>;
+    /// Takes a ready message out of the middle (it expired); None if it is not ready.
+    fn remove(&mut self, seq: SeqNo) -> Option<Envelope>;
     /// An outstanding message is done with (acked, or dropped).
     fn settle(&mut self, seq: SeqNo);
     /// An outstanding message goes back to the ready messages, marked redelivered.

@@ -19,7 +19,7 @@ impl MemoryQueueStore {
 }
 
 impl QueueStore for MemoryQueueStore {
-    fn push(&mut self, msg: Arc<Message>) -> SeqNo {
+    fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> SeqNo {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.ready_bytes += msg.size();
@@ -27,6 +27,7 @@ impl QueueStore for MemoryQueueStore {
             seq,
             msg,
             redelivered: false,
+            expires_at,
         });
         seq
     }
@@ -39,6 +40,13 @@ impl QueueStore for MemoryQueueStore {
 
     fn peek(&self) -> Option<&Envelope> {
         self.ready.front()
+    }
+
+    fn remove(&mut self, seq: SeqNo) -> Option<Envelope> {
+        let i = self.ready.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        let env = self.ready.remove(i)?;
+        self.ready_bytes -= env.msg.size();
+        Some(env)
     }
 
     fn settle(&mut self, _seq: SeqNo) {}
@@ -88,7 +96,7 @@ mod tests {
     fn requeued_messages_return_to_their_place() {
         let mut s = MemoryQueueStore::new();
         for b in [&b"a"[..], b"b", b"c", b"d"] {
-            s.push(msg(b));
+            s.push(msg(b), None);
         }
         let a = s.pop().unwrap();
         let b = s.pop().unwrap();

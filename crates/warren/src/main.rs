@@ -114,6 +114,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    let scheduler = tokio::spawn(broker.scheduler.clone().run());
     let disk = tokio::spawn(disk::monitor(
         broker.clone(),
         args.data_dir.clone(),
@@ -148,6 +149,7 @@ async fn run(args: Args) -> Result<(), String> {
         tracing::warn!("connections did not close within 10s; exiting anyway");
     }
     disk.abort();
+    scheduler.abort();
     tracing::info!("stopped");
     Ok(())
 }

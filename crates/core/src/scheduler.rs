@@ -1,0 +1,100 @@
+//! Timed work on queues (message expiry), driven by one broker-wide task.
+//!
+//! A queue asks to be woken at its earliest expiry; the scheduler keeps one min-heap of
+//! those deadlines and calls [`Queue::expire_due`] when one is reached. That is what
+//! lets a message expire on time wherever it sits in its queue, not only at the head.
+
+use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::queue::Queue;
+
+/// Milliseconds since the Unix epoch: the clock TTLs are measured on.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Entry {
+    at: u64,
+    queue: Weak<Queue>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        self.at.cmp(&o.at)
+    }
+}
+
+#[derive(Default)]
+pub struct Scheduler {
+    heap: Mutex<BinaryHeap<Reverse<Entry>>>,
+    wake: Notify,
+}
+
+impl Scheduler {
+    /// Asks for `queue.expire_due` to be called at `at` (ms since the epoch).
+    pub fn schedule(&self, at: u64, queue: &Arc<Queue>) {
+        let mut h = self.heap.lock();
+        let earlier = h.peek().is_none_or(|Reverse(e)| at < e.at);
+        h.push(Reverse(Entry {
+            at,
+            queue: Arc::downgrade(queue),
+        }));
+        drop(h);
+        if earlier {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let next = self.heap.lock().peek().map(|Reverse(e)| e.at);
+            match next {
+                None => self.wake.notified().await,
+                Some(at) => {
+                    let now = now_ms();
+                    if at > now {
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(at - now),
+                            self.wake.notified(),
+                        )
+                        .await;
+                        continue;
+                    }
+                    let mut due = Vec::new();
+                    {
+                        let mut h = self.heap.lock();
+                        while h.peek().is_some_and(|Reverse(e)| e.at <= now) {
+                            due.push(h.pop().unwrap().0.queue);
+                        }
+                    }
+                    for q in due {
+                        if let Some(q) = q.upgrade() {
+                            q.expire_due(now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
