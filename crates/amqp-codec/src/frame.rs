@@ -61,9 +61,10 @@ impl Frame {
 }
 
 /// Decodes one frame from the front of `buf`, consuming it. `Ok(None)` means more bytes
-/// are needed. `frame_max` bounds the whole frame (header and end octet included), as
-/// negotiated; 0 means no limit.
-pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
+/// are needed. A payload larger than `max_payload` is refused from the header alone
+/// (0 means no limit): RabbitMQ accepts payloads up to frame_max itself, so callers pass
+/// the negotiated frame_max here.
+pub fn decode_frame(buf: &mut BytesMut, max_payload: u32) -> Result<Option<Frame>> {
     if buf.len() < 7 {
         return Ok(None);
     }
@@ -72,12 +73,11 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
         channel: u16::from_be_bytes([buf[1], buf[2]]),
         size: u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]),
     };
-    let frame_type =
-        FrameType::from_u8(header.frame_type).ok_or(CodecError::UnknownFrameType(header.frame_type))?;
-    if frame_max != 0 && header.size as u64 + FRAME_OVERHEAD as u64 > frame_max as u64 {
+    if max_payload != 0 && header.size > max_payload {
         return Err(CodecError::FrameTooLarge {
+            frame_type: header.frame_type,
             size: header.size,
-            max: frame_max,
+            max: max_payload,
         });
     }
     let total = 7 + header.size as usize + 1;
@@ -88,12 +88,26 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
         return Ok(None);
     }
     let end = buf[total - 1];
-    if end != FRAME_END {
-        return Err(CodecError::BadFrameEnd(end));
-    }
     buf.advance(7);
     let payload = buf.split_to(header.size as usize).freeze();
     buf.advance(1);
+    if end != FRAME_END {
+        return Err(CodecError::BadFrameEnd {
+            frame_type: header.frame_type,
+            payload,
+            end,
+        });
+    }
+    let frame_type = match FrameType::from_u8(header.frame_type) {
+        Some(FrameType::Heartbeat) if !payload.is_empty() => None,
+        t => t,
+    };
+    let Some(frame_type) = frame_type else {
+        return Err(CodecError::UnknownFrame {
+            frame_type: header.frame_type,
+            payload,
+        });
+    };
     Ok(Some(Frame {
         frame_type,
         channel: header.channel,
@@ -230,17 +244,23 @@ mod tests {
             decode_frame(&mut out.clone(), 4096),
             Err(CodecError::FrameTooLarge { size: 5000, .. })
         ));
+        assert!(decode_frame(&mut out.clone(), 5000).unwrap().is_some());
         let n = out.len();
         out[n - 1] = 0;
-        assert_eq!(
-            decode_frame(&mut out, 0).unwrap_err(),
-            CodecError::BadFrameEnd(0)
-        );
-        let mut bad = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 0xCE][..]);
-        assert_eq!(
-            decode_frame(&mut bad, 0).unwrap_err(),
-            CodecError::UnknownFrameType(9)
-        );
+        assert!(matches!(
+            decode_frame(&mut out, 0),
+            Err(CodecError::BadFrameEnd { end: 0, .. })
+        ));
+        let mut bad = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 1, 7, 0xCE][..]);
+        assert!(matches!(
+            decode_frame(&mut bad, 0),
+            Err(CodecError::UnknownFrame { frame_type: 9, .. })
+        ));
+        let mut hb = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 1, 7, 0xCE][..]);
+        assert!(matches!(
+            decode_frame(&mut hb, 0),
+            Err(CodecError::UnknownFrame { frame_type: 8, .. })
+        ));
     }
 
     #[test]
@@ -270,7 +290,7 @@ mod tests {
         .into();
         write_content(&mut out, 1, &m, &[0, 0], &[7u8; 10000], 4096);
         let mut frames = Vec::new();
-        while let Some(f) = decode_frame(&mut out, 4096).unwrap() {
+        while let Some(f) = decode_frame(&mut out, 4088).unwrap() {
             frames.push(f);
         }
         // method + header + ceil(10000 / 4088) bodies

@@ -13,39 +13,93 @@ use crate::table::FieldTable;
 use crate::wire::{Reader, ShortStr, Writer};
 
 macro_rules! field_type {
-    (octet) => { u8 };
-    (short) => { u16 };
-    (long) => { u32 };
-    (longlong) => { u64 };
-    (timestamp) => { u64 };
-    (bit) => { bool };
-    (shortstr) => { ShortStr };
-    (longstr) => { Bytes };
-    (table) => { FieldTable };
+    (octet) => {
+        u8
+    };
+    (short) => {
+        u16
+    };
+    (long) => {
+        u32
+    };
+    (longlong) => {
+        u64
+    };
+    (timestamp) => {
+        u64
+    };
+    (bit) => {
+        bool
+    };
+    (shortstr) => {
+        ShortStr
+    };
+    (longstr) => {
+        Bytes
+    };
+    (table) => {
+        FieldTable
+    };
 }
 
 macro_rules! read_field {
-    ($r:ident, octet) => { $r.octet()? };
-    ($r:ident, short) => { $r.short()? };
-    ($r:ident, long) => { $r.long()? };
-    ($r:ident, longlong) => { $r.longlong()? };
-    ($r:ident, timestamp) => { $r.longlong()? };
-    ($r:ident, bit) => { $r.bit()? };
-    ($r:ident, shortstr) => { $r.shortstr()? };
-    ($r:ident, longstr) => { $r.longstr()? };
-    ($r:ident, table) => { $r.table()? };
+    ($r:ident, octet) => {
+        $r.octet()?
+    };
+    ($r:ident, short) => {
+        $r.short()?
+    };
+    ($r:ident, long) => {
+        $r.long()?
+    };
+    ($r:ident, longlong) => {
+        $r.longlong()?
+    };
+    ($r:ident, timestamp) => {
+        $r.longlong()?
+    };
+    ($r:ident, bit) => {
+        $r.bit()?
+    };
+    ($r:ident, shortstr) => {
+        $r.shortstr()?
+    };
+    ($r:ident, longstr) => {
+        $r.longstr()?
+    };
+    ($r:ident, table) => {
+        $r.table()?
+    };
 }
 
 macro_rules! write_field {
-    ($w:ident, octet, $v:expr) => { $w.octet($v) };
-    ($w:ident, short, $v:expr) => { $w.short($v) };
-    ($w:ident, long, $v:expr) => { $w.long($v) };
-    ($w:ident, longlong, $v:expr) => { $w.longlong($v) };
-    ($w:ident, timestamp, $v:expr) => { $w.longlong($v) };
-    ($w:ident, bit, $v:expr) => { $w.bit($v) };
-    ($w:ident, shortstr, $v:expr) => { $w.shortstr(&$v) };
-    ($w:ident, longstr, $v:expr) => { $w.longstr(&$v) };
-    ($w:ident, table, $v:expr) => { $w.table(&$v) };
+    ($w:ident, octet, $v:expr) => {
+        $w.octet($v)
+    };
+    ($w:ident, short, $v:expr) => {
+        $w.short($v)
+    };
+    ($w:ident, long, $v:expr) => {
+        $w.long($v)
+    };
+    ($w:ident, longlong, $v:expr) => {
+        $w.longlong($v)
+    };
+    ($w:ident, timestamp, $v:expr) => {
+        $w.longlong($v)
+    };
+    ($w:ident, bit, $v:expr) => {
+        $w.bit($v)
+    };
+    ($w:ident, shortstr, $v:expr) => {
+        $w.shortstr(&$v)
+    };
+    ($w:ident, longstr, $v:expr) => {
+        $w.longstr(&$v)
+    };
+    ($w:ident, table, $v:expr) => {
+        $w.table(&$v)
+    };
 }
 
 macro_rules! methods {
@@ -73,6 +127,9 @@ macro_rules! methods {
                 match (class_id, method_id) {
                     $(($class, $method) => {
                         let m = $variant { $($field: read_field!(r, $kind),)* };
+                        if r.remaining() != 0 {
+                            return Err(CodecError::TrailingBytes);
+                        }
                         Ok(Method::$variant(m))
                     })*
                     _ => Err(CodecError::UnknownMethod { class_id, method_id }),
@@ -306,14 +363,19 @@ mod tests {
     }
 
     #[test]
-    fn every_method_decodes_from_a_zeroed_payload_without_panicking() {
+    fn every_method_decodes_from_a_zeroed_payload_of_its_length() {
         for &(c, m, _) in ALL_METHOD_IDS {
             let mut buf = BytesMut::new();
             buf.put_u16(c);
             buf.put_u16(m);
             buf.put_slice(&[0u8; 64]);
-            let decoded = Method::decode(&buf.freeze()).unwrap();
-            assert_eq!((decoded.class_id(), decoded.method_id()), (c, m));
+            let full = buf.freeze();
+            // Exactly one length decodes: shorter is truncated, longer has trailing bytes.
+            let ok: Vec<_> = (4..=full.len())
+                .filter_map(|n| Method::decode(&full.slice(..n)).ok())
+                .collect();
+            assert_eq!(ok.len(), 1, "{c}/{m}");
+            assert_eq!((ok[0].class_id(), ok[0].method_id()), (c, m));
         }
     }
 

@@ -210,7 +210,11 @@ impl BasicProperties {
             }
         };
         set(&mut flags, F_CONTENT_TYPE, self.content_type.is_some());
-        set(&mut flags, F_CONTENT_ENCODING, self.content_encoding.is_some());
+        set(
+            &mut flags,
+            F_CONTENT_ENCODING,
+            self.content_encoding.is_some(),
+        );
         set(&mut flags, F_HEADERS, self.headers.is_some());
         set(&mut flags, F_DELIVERY_MODE, self.delivery_mode.is_some());
         set(&mut flags, F_PRIORITY, self.priority.is_some());

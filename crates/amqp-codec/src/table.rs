@@ -242,7 +242,10 @@ impl FieldTable {
     }
 
     pub fn get(&self, key: &str) -> Option<&FieldValue> {
-        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -340,7 +343,10 @@ mod tests {
             ("T".into(), FieldValue::Timestamp(1_700_000_000)),
             ("F".into(), FieldValue::Table(inner)),
             ("V".into(), FieldValue::Void),
-            ("x".into(), FieldValue::ByteArray(Bytes::from_static(b"\0\x01"))),
+            (
+                "x".into(),
+                FieldValue::ByteArray(Bytes::from_static(b"\0\x01")),
+            ),
         ]
         .into_iter()
         .collect();

@@ -92,7 +92,12 @@ impl Channel {
         // consume-ok must reach the client before the first delivery: send it, then let
         // the queue dispatch.
         if !m.nowait {
-            self.send(ctx, BasicConsumeOk { consumer_tag: tag.clone() });
+            self.send(
+                ctx,
+                BasicConsumeOk {
+                    consumer_tag: tag.clone(),
+                },
+            );
         }
         ctx.out.add_consumed_queue(queue.clone());
         self.consumers.insert(tag, (consumer, queue.clone()));

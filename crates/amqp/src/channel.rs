@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use warren_amqp_codec::methods::*;
-use warren_amqp_codec::{reply, Method, ShortStr};
+use warren_amqp_codec::{Method, ShortStr};
 use warren_core::{BrokerError, Consumer, Exchange, Queue, Result};
 
 use crate::connection::ConnCtx;
@@ -80,12 +80,6 @@ impl Channel {
 
     /// Handles a method on this (open) channel.
     pub fn method(&mut self, ctx: &ConnCtx, m: Method) -> Result<()> {
-        if !matches!(self.content, Content::Idle) {
-            return Err(BrokerError::new(
-                reply::UNEXPECTED_FRAME,
-                self.content.expected_text(),
-            ));
-        }
         self.forget_broker_cancelled();
         match m {
             Method::ChannelFlow(f) => {
@@ -159,8 +153,7 @@ impl Channel {
         }
         let id = self.id;
         ctx.out.write_deferred(|b| {
-            let mut runs = c.settled.chunk_by(|a, b| a.1 == b.1).peekable();
-            while let Some(run) = runs.next() {
+            for run in c.settled.chunk_by(|a, b| a.1 == b.1) {
                 let (last, ack) = run[run.len() - 1];
                 let multiple = run.len() > 1;
                 let m: Method = if ack {

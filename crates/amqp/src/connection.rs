@@ -24,6 +24,8 @@ use crate::AmqpConfig;
 
 /// How long we wait for the peer's close-ok after sending connection.close.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a handshake that fails without a word keeps the socket before closing it.
+const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 /// How long a closed connection waits for the client to close its socket.
 const CLOSING_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -78,8 +80,6 @@ pub(crate) struct Connection {
     channel_max: u16,
     /// We sent connection.close and wait for close-ok.
     closing: bool,
-    /// The connection published since the last alarm check (RabbitMQ blocks publishers).
-    published: bool,
     /// Channels whose publisher confirms must be flushed at the end of this read batch.
     pub confirm_dirty: Vec<u16>,
 }
@@ -106,6 +106,12 @@ pub async fn serve_connection(
             return;
         }
         Ok(Err(HandshakeEnd::Closed)) => return,
+        Ok(Err(HandshakeEnd::Silent(why))) => {
+            // As RabbitMQ: no frame; the socket closes after the handshake timeout.
+            tracing::warn!(%peer, "closing connection during handshake: {why}");
+            drain_for(&mut r, SILENT_CLOSE_DELAY, |_| false).await;
+            return;
+        }
         Ok(Err(HandshakeEnd::Error(e, class_id, method_id))) => {
             tracing::warn!(%peer, error = %e, "connection refused during handshake");
             let mut b = BytesMut::new();
@@ -113,16 +119,9 @@ pub async fn serve_connection(
             use tokio::io::AsyncWriteExt;
             if w.write_all(&b).await.is_ok() {
                 // Give the client a moment to read it and answer close-ok.
-                let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, async {
-                    let mut scratch = [0u8; 512];
-                    while let Ok(n) = r.read(&mut scratch).await {
-                        if n == 0 {
-                            break;
-                        }
-                        if scratch[..n].windows(4).any(|x| x == [0, 10, 0, 51]) {
-                            break;
-                        }
-                    }
+                let close_ok = [1u8, 0, 0, 0, 0, 0, 4, 0, 10, 0, 51];
+                drain_for(&mut r, CLOSE_OK_TIMEOUT, |seen| {
+                    seen.windows(close_ok.len()).any(|x| x == close_ok)
                 })
                 .await;
             }
@@ -141,7 +140,8 @@ pub async fn serve_connection(
     tracing::info!(%peer, connection = id, user = %opened.user.name, vhost = %opened.vhost.name, %client, "connection opened");
     let out = Arc::new(Outbound::default());
     let heartbeat = Duration::from_secs(opened.heartbeat as u64);
-    let writer = tokio::spawn(out.clone().run_writer(w, heartbeat));
+    // As RabbitMQ: a heartbeat every half interval while we have nothing else to send.
+    let writer = tokio::spawn(out.clone().run_writer(w, heartbeat / 2));
     let mut conn = Connection {
         ctx: ConnCtx {
             id,
@@ -156,7 +156,6 @@ pub async fn serve_connection(
         channels: HashMap::new(),
         channel_max: opened.channel_max,
         closing: false,
-        published: false,
         confirm_dirty: Vec::new(),
     };
     let reason = conn.run(&mut r, buf, heartbeat, &mut shutdown).await;
@@ -181,6 +180,28 @@ pub(crate) fn reply_text(e: &BrokerError) -> warren_amqp_codec::ShortStr {
     t.into()
 }
 
+/// Reads and discards for up to `limit`, until EOF or until `done` says what was read is
+/// enough.
+async fn drain_for(r: &mut OwnedReadHalf, limit: Duration, done: impl Fn(&[u8]) -> bool) {
+    let _ = tokio::time::timeout(limit, async {
+        let mut seen = Vec::new();
+        let mut scratch = [0u8; 1024];
+        while let Ok(n) = r.read(&mut scratch).await {
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&scratch[..n]);
+            if done(&seen) {
+                return;
+            }
+            if seen.len() > 64 << 10 {
+                seen.drain(..seen.len() - 64);
+            }
+        }
+    })
+    .await;
+}
+
 fn close_method(e: &BrokerError, class_id: u16, method_id: u16) -> Method {
     ConnectionClose {
         reply_code: e.code,
@@ -191,6 +212,37 @@ fn close_method(e: &BrokerError, class_id: u16, method_id: u16) -> Method {
     .into()
 }
 
+/// Formats bytes as Erlang prints a binary in RabbitMQ's error texts: `<<"abc">>` when
+/// every octet is printable, `<<1,2,3>>` otherwise, `<<>>` when empty.
+pub(crate) fn erlang_binary(b: &[u8]) -> String {
+    if b.is_empty() {
+        return "<<>>".into();
+    }
+    if b.iter().all(|&c| (32..=126).contains(&c)) {
+        let mut s = String::from("<<\"");
+        for &c in b {
+            if c == b'"' || c == b'\\' {
+                s.push('\\');
+            }
+            s.push(c as char);
+        }
+        s.push_str("\">>");
+        return s;
+    }
+    let parts: Vec<String> = b.iter().map(|c| c.to_string()).collect();
+    format!("<<{}>>", parts.join(","))
+}
+
+/// Whether the next buffered frame is part of a publish (a basic.publish method, a content
+/// header or a body): RabbitMQ holds those back while a resource alarm is raised.
+fn next_frame_publishes(buf: &[u8]) -> bool {
+    match buf.first() {
+        Some(2) | Some(3) => true,
+        Some(1) => buf.len() >= 11 && buf[7..11] == [0, 60, 0, 40],
+        _ => false,
+    }
+}
+
 impl Connection {
     async fn run(
         &mut self,
@@ -199,7 +251,8 @@ impl Connection {
         heartbeat: Duration,
         shutdown: &mut watch::Receiver<bool>,
     ) -> &'static str {
-        // Dead-peer detection: RabbitMQ gives up after two heartbeat intervals of silence.
+        // Dead-peer detection: RabbitMQ drops a client silent for two to three heartbeat
+        // intervals.
         let idle_limit = if heartbeat.is_zero() {
             None
         } else {
@@ -207,9 +260,15 @@ impl Connection {
         };
         let mut alarms = self.ctx.broker.alarms.subscribe();
         let mut close_deadline: Option<tokio::time::Instant> = None;
+        // After a frame error that desynchronised the stream, nothing more is parsed.
+        let mut desynced = false;
         loop {
-            // Process everything already buffered before reading more.
-            loop {
+            let mut blocked = false;
+            while !desynced {
+                if !self.closing && *alarms.borrow() && next_frame_publishes(&buf) {
+                    blocked = true;
+                    break;
+                }
                 let frame = match decode_frame(&mut buf, self.ctx.frame_max) {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
@@ -217,11 +276,13 @@ impl Connection {
                         if self.closing {
                             return "frame error while closing";
                         }
-                        self.fail(frame_error(&e, self.ctx.frame_max));
+                        desynced = matches!(
+                            e,
+                            CodecError::BadFrameEnd { .. } | CodecError::FrameTooLarge { .. }
+                        );
+                        self.fail(frame_error(&e));
                         close_deadline = Some(tokio::time::Instant::now() + CLOSE_OK_TIMEOUT);
-                        // The stream is unparseable from here: drop what is buffered.
-                        buf.clear();
-                        break;
+                        continue;
                     }
                 };
                 match self.handle_frame(frame) {
@@ -242,14 +303,17 @@ impl Connection {
                     }
                 }
             }
+            if desynced {
+                buf.clear();
+            }
             self.flush_confirms();
             self.ctx.out.schedule();
 
-            if self.published && *alarms.borrow() && !self.closing {
-                self.published = false;
+            if blocked {
                 if !self.block_until_clear(&mut alarms, shutdown).await {
                     return "shutdown while blocked";
                 }
+                continue;
             }
 
             let read = r.read_buf(&mut buf);
@@ -311,7 +375,10 @@ impl Connection {
                 .into(),
             );
         }
-        tracing::info!(connection = self.ctx.id, "connection blocked by resource alarm");
+        tracing::info!(
+            connection = self.ctx.id,
+            "connection blocked by resource alarm"
+        );
         loop {
             if !*alarms.borrow_and_update() {
                 break;
@@ -329,59 +396,52 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, f: Frame) -> Result<Flow, AmqpError> {
-        if f.frame_type == FrameType::Heartbeat {
-            if f.channel != 0 {
-                return Err(AmqpError::connection(
-                    reply::FRAME_ERROR,
-                    format!("heartbeat frame on non-zero channel {}", f.channel),
-                ));
-            }
-            return Ok(Flow::Continue);
-        }
-        if f.channel == 0 {
-            if f.frame_type != FrameType::Method {
-                return Err(AmqpError::connection(
-                    reply::UNEXPECTED_FRAME,
-                    "expected method frame, got non method frame instead",
-                ));
-            }
-            let m = decode_method(&f)?;
-            return self.connection_method(m);
-        }
-        if self.closing {
-            return Ok(Flow::Continue);
-        }
-        if f.channel > self.channel_max {
-            return Err(AmqpError::connection(
-                reply::CHANNEL_ERROR,
-                format!("channel number {} out of range", f.channel),
-            ));
-        }
-        match f.frame_type {
-            FrameType::Method => {
+        let wrong_channel = |f: &Frame| {
+            AmqpError::connection(
+                reply::UNEXPECTED_FRAME,
+                format!(
+                    "type {}, all octets = {}",
+                    f.frame_type as u8,
+                    erlang_binary(&f.payload)
+                ),
+            )
+        };
+        match (f.frame_type, f.channel) {
+            (FrameType::Heartbeat, 0) => Ok(Flow::Continue),
+            (FrameType::Heartbeat, _) => Err(wrong_channel(&f)),
+            (FrameType::Header | FrameType::Body, 0) => Err(wrong_channel(&f)),
+            (FrameType::Method, 0) => {
                 let m = decode_method(&f)?;
-                self.channel_method(f.channel, m)
+                self.connection_method(m)
             }
-            FrameType::Header | FrameType::Body => {
-                let Some(ch) = self.channels.get_mut(&f.channel) else {
+            (FrameType::Method, ch) => {
+                if self.closing {
+                    return Ok(Flow::Continue);
+                }
+                let m = decode_method(&f)?;
+                self.channel_method(ch, m)
+            }
+            (FrameType::Header | FrameType::Body, id) => {
+                if self.closing {
+                    return Ok(Flow::Continue);
+                }
+                let Some(ch) = self.channels.get_mut(&id) else {
                     return Err(AmqpError::connection(
-                        reply::CHANNEL_ERROR,
-                        "expected 'channel.open'",
+                        reply::UNEXPECTED_FRAME,
+                        "expected method frame, got non method frame instead",
                     ));
                 };
                 if ch.closing {
                     return Ok(Flow::Continue);
                 }
-                let published = ch.content_frame(&self.ctx, f)?;
-                if published {
-                    self.published = true;
-                    if ch.confirm.is_some() && !self.confirm_dirty.contains(&ch.id) {
-                        self.confirm_dirty.push(ch.id);
-                    }
+                if ch.content_frame(&self.ctx, f)?
+                    && ch.confirm.is_some()
+                    && !self.confirm_dirty.contains(&id)
+                {
+                    self.confirm_dirty.push(id);
                 }
                 Ok(Flow::Continue)
             }
-            FrameType::Heartbeat => unreachable!(),
         }
     }
 
@@ -398,25 +458,19 @@ impl Connection {
                 self.ctx.out.send(0, &ConnectionCloseOk {}.into());
                 Ok(Flow::ClosedByClient)
             }
-            Method::ConnectionCloseOk(_) => {
-                if self.closing {
-                    Ok(Flow::Stop)
-                } else {
-                    Ok(Flow::Continue)
-                }
-            }
+            Method::ConnectionCloseOk(_) if self.closing => Ok(Flow::Stop),
             _ if self.closing => Ok(Flow::Continue),
-            Method::ConnectionUpdateSecret(u) => {
-                let _ = u;
+            Method::ConnectionUpdateSecret(_) => {
+                // The internal user database has nothing to refresh: RabbitMQ answers ok
+                // and keeps the connection's credentials.
                 self.ctx.out.send(0, &ConnectionUpdateSecretOk {}.into());
                 Ok(Flow::Continue)
             }
-            Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(Flow::Continue),
             other => Err(AmqpError::Connection(
-                BrokerError::command_invalid(format!(
-                    "unexpected method '{}' on channel 0",
-                    other.name()
-                )),
+                BrokerError::new(
+                    reply::CHANNEL_ERROR,
+                    "unexpected method in connection state running",
+                ),
                 other.class_id(),
                 other.method_id(),
             )),
@@ -425,13 +479,30 @@ impl Connection {
 
     fn channel_method(&mut self, id: u16, m: Method) -> Result<Flow, AmqpError> {
         let ids = (m.class_id(), m.method_id());
-        match m {
-            Method::ChannelOpen(_) => {
-                if self.channels.contains_key(&id) {
-                    return Err(AmqpError::Connection(
-                        BrokerError::new(reply::CHANNEL_ERROR, "second 'channel.open' seen"),
-                        ids.0,
-                        ids.1,
+        let err = |code: u16, text: &str| {
+            Err(AmqpError::Connection(
+                BrokerError::new(code, text),
+                ids.0,
+                ids.1,
+            ))
+        };
+        if ids.0 == 10 {
+            return err(reply::COMMAND_INVALID, "unimplemented method");
+        }
+        let state = self.channels.get(&id).map(|c| c.closing);
+        match (m, state) {
+            (Method::ChannelOpen(_), Some(_)) => {
+                err(reply::CHANNEL_ERROR, "second 'channel.open' seen")
+            }
+            (Method::ChannelOpen(_), None) => {
+                if self.channels.len() >= self.channel_max as usize {
+                    return Err(AmqpError::connection(
+                        reply::NOT_ALLOWED,
+                        format!(
+                            "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                            self.channels.len(),
+                            self.channel_max
+                        ),
                     ));
                 }
                 let ch = Channel::new(id, &self.ctx);
@@ -445,35 +516,43 @@ impl Connection {
                 );
                 Ok(Flow::Continue)
             }
-            Method::ChannelCloseOk(_) => {
-                if let Some(ch) = self.channels.get(&id) {
-                    if ch.closing {
-                        self.channels.remove(&id);
-                    }
-                }
+            (_, None) => err(reply::CHANNEL_ERROR, "expected 'channel.open'"),
+            // We closed the channel and wait for close-ok; a crossing close gets its
+            // close-ok, everything else is dropped.
+            (Method::ChannelCloseOk(_), Some(true)) => {
+                self.channels.remove(&id);
                 Ok(Flow::Continue)
             }
-            Method::ChannelClose(_) => {
+            (Method::ChannelClose(_), Some(true)) => {
+                self.ctx.out.send(id, &ChannelCloseOk {}.into());
+                Ok(Flow::Continue)
+            }
+            (_, Some(true)) => Ok(Flow::Continue),
+            (Method::ChannelClose(_), Some(false)) => {
                 if let Some(mut ch) = self.channels.remove(&id) {
                     ch.close(&self.ctx);
                 }
                 self.ctx.out.send(id, &ChannelCloseOk {}.into());
                 Ok(Flow::Continue)
             }
-            m => {
-                let Some(ch) = self.channels.get_mut(&id) else {
+            (Method::ChannelCloseOk(_) | Method::ChannelFlowOk(_), Some(false)) => {
+                err(reply::COMMAND_INVALID, "unimplemented method")
+            }
+            (m, Some(false)) => {
+                let ch = self.channels.get_mut(&id).expect("state says open");
+                if !ch.content.is_idle() {
+                    // A method cut into a publish's content: reported against the publish.
                     return Err(AmqpError::Connection(
-                        BrokerError::new(reply::CHANNEL_ERROR, "expected 'channel.open'"),
-                        ids.0,
-                        ids.1,
+                        BrokerError::new(reply::UNEXPECTED_FRAME, ch.content.expected_text()),
+                        60,
+                        40,
                     ));
-                };
-                if ch.closing {
-                    return Ok(Flow::Continue);
                 }
                 ch.method(&self.ctx, m)
                     .map_err(|e| AmqpError::from_method(id, e, ids))?;
-                if ch.confirm.as_ref().is_some_and(|c| c.dirty()) && !self.confirm_dirty.contains(&id) {
+                if ch.confirm.as_ref().is_some_and(|c| c.dirty())
+                    && !self.confirm_dirty.contains(&id)
+                {
                     self.confirm_dirty.push(id);
                 }
                 Ok(Flow::Continue)
@@ -532,7 +611,9 @@ impl Connection {
         for (_, mut ch) in self.channels.drain() {
             ch.close(&self.ctx);
         }
-        self.ctx.out.send(0, &close_method(&err, class_id, method_id));
+        self.ctx
+            .out
+            .send(0, &close_method(&err, class_id, method_id));
     }
 
     /// Releases everything the connection holds: consumers, unacked messages (requeued),
@@ -546,42 +627,61 @@ impl Connection {
 }
 
 fn decode_method(f: &Frame) -> Result<Method, AmqpError> {
-    Method::decode(&f.payload).map_err(|e| match e {
-        CodecError::UnknownMethod {
-            class_id,
-            method_id,
-        } => AmqpError::Connection(
+    let p = &f.payload;
+    if p.len() < 4 {
+        return Err(AmqpError::connection(
+            reply::FRAME_ERROR,
+            format!("type 1, all octets = {}: unknown_frame", erlang_binary(p)),
+        ));
+    }
+    let class_id = u16::from_be_bytes([p[0], p[1]]);
+    let method_id = u16::from_be_bytes([p[2], p[3]]);
+    Method::decode(p).map_err(|e| match e {
+        // RabbitMQ's reader crashes on these and drops the socket; we say why first.
+        CodecError::UnknownMethod { .. } => AmqpError::Connection(
             BrokerError::not_implemented(format!(
-                "unknown method {{{class_id},{method_id}}}"
+                "unknown method: class {class_id}, method {method_id}"
             )),
             class_id,
             method_id,
         ),
-        other => {
-            let (c, m) = if f.payload.len() >= 4 {
-                (
-                    u16::from_be_bytes([f.payload[0], f.payload[1]]),
-                    u16::from_be_bytes([f.payload[2], f.payload[3]]),
-                )
-            } else {
-                (0, 0)
-            };
-            AmqpError::Connection(
-                BrokerError::new(reply::SYNTAX_ERROR, format!("cannot decode method: {other}")),
-                c,
-                m,
-            )
-        }
+        _ => AmqpError::Connection(
+            BrokerError::new(
+                reply::FRAME_ERROR,
+                format!("cannot decode {}", erlang_binary(&p[4..])),
+            ),
+            class_id,
+            method_id,
+        ),
     })
 }
 
-fn frame_error(e: &CodecError, frame_max: u32) -> AmqpError {
+/// RabbitMQ's texts for frames that cannot be read at all.
+fn frame_error(e: &CodecError) -> AmqpError {
     let text = match e {
-        CodecError::FrameTooLarge { size, .. } => {
-            format!("frame size {} exceeds negotiated frame_max {frame_max}", *size as u64 + 8)
-        }
-        CodecError::BadFrameEnd(b) => format!("invalid frame end marker {b:#04x}"),
-        CodecError::UnknownFrameType(t) => format!("unknown frame type {t}"),
+        CodecError::FrameTooLarge {
+            frame_type,
+            size,
+            max,
+        } => format!(
+            "type {frame_type}, all octets = <<>>: {{frame_too_large,{size},{}}}",
+            max.saturating_sub(8)
+        ),
+        CodecError::BadFrameEnd {
+            frame_type,
+            payload,
+            end,
+        } => format!(
+            "type {frame_type}, all octets = {}: {{invalid_frame_end_marker,{end}}}",
+            erlang_binary(payload)
+        ),
+        CodecError::UnknownFrame {
+            frame_type,
+            payload,
+        } => format!(
+            "type {frame_type}, all octets = {}: unknown_frame",
+            erlang_binary(payload)
+        ),
         other => other.to_string(),
     };
     AmqpError::connection(reply::FRAME_ERROR, text)

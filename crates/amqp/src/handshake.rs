@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use warren_amqp_codec::frame::{decode_frame, write_method, FrameType};
 use warren_amqp_codec::methods::*;
-use warren_amqp_codec::{reply, FieldTable, FieldValue, Method, FRAME_MIN_SIZE, PROTOCOL_HEADER};
+use warren_amqp_codec::{FieldTable, FieldValue, Method, FRAME_MIN_SIZE, PROTOCOL_HEADER};
 use warren_core::auth::{AuthFailure, User};
 use warren_core::{Broker, BrokerError, VHost};
 
@@ -53,6 +53,9 @@ impl ClientCapabilities {
 pub enum HandshakeEnd {
     /// The socket is done with (already answered or closed).
     Closed,
+    /// Refuse without a word, as RabbitMQ does for most handshake failures: the socket
+    /// is closed after a delay.
+    Silent(String),
     /// A protocol error: send `connection.close` with this and wait for close-ok.
     Error(BrokerError, u16, u16),
 }
@@ -115,43 +118,31 @@ async fn read_method(
                     continue;
                 }
                 if f.frame_type != FrameType::Method || f.channel != 0 {
-                    return Err(HandshakeEnd::Error(
-                        BrokerError::new(
-                            reply::COMMAND_INVALID,
-                            "expected method frame on channel 0 during handshake",
-                        ),
-                        0,
-                        0,
-                    ));
+                    return Err(HandshakeEnd::Silent(format!(
+                        "unexpected frame of type {} on channel {} during handshake",
+                        f.frame_type as u8, f.channel
+                    )));
                 }
-                return match Method::decode(&f.payload) {
-                    Ok(m) => Ok(m),
-                    Err(e) => Err(HandshakeEnd::Error(
-                        BrokerError::new(reply::FRAME_ERROR, format!("cannot decode method: {e}")),
-                        0,
-                        0,
-                    )),
-                };
+                return Method::decode(&f.payload).map_err(|e| {
+                    HandshakeEnd::Silent(format!("cannot decode method during handshake: {e}"))
+                });
             }
             Ok(None) => {
                 if r.read_buf(buf).await? == 0 {
                     return Err(HandshakeEnd::Closed);
                 }
             }
-            Err(_) => return Err(HandshakeEnd::Closed),
+            Err(e) => {
+                return Err(HandshakeEnd::Silent(format!(
+                    "frame error during handshake: {e}"
+                )))
+            }
         }
     }
 }
 
 fn unexpected(m: &Method, expected: &str) -> HandshakeEnd {
-    HandshakeEnd::Error(
-        BrokerError::command_invalid(format!(
-            "expected '{expected}', got '{}'",
-            m.name()
-        )),
-        m.class_id(),
-        m.method_id(),
-    )
+    HandshakeEnd::Silent(format!("expected '{expected}', got '{}'", m.name()))
 }
 
 /// Decodes SASL credentials; None for a malformed response.
@@ -233,29 +224,28 @@ pub async fn handshake(
     let capabilities = ClientCapabilities::from_properties(&start_ok.client_properties);
     let mechanism = start_ok.mechanism.as_str();
     if mechanism != "PLAIN" && mechanism != "AMQPLAIN" {
-        return Err(HandshakeEnd::Error(
-            BrokerError::command_invalid(format!(
-                "unknown authentication mechanism '{mechanism}'"
-            )),
-            10,
-            11,
-        ));
+        return Err(HandshakeEnd::Silent(format!(
+            "unknown authentication mechanism '{mechanism}'"
+        )));
     }
     let refused = |text: String| {
         if capabilities.authentication_failure_close {
-            HandshakeEnd::Error(BrokerError::access_refused(text), 10, 11)
+            HandshakeEnd::Error(BrokerError::access_refused(text), 0, 0)
         } else {
-            HandshakeEnd::Closed
+            HandshakeEnd::Silent(text)
         }
     };
     let Some((username, password)) = credentials(mechanism, &start_ok.response) else {
-        tracing::warn!(%peer, mechanism, "malformed SASL response");
-        return Err(refused(format!(
-            "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+        // RabbitMQ drops these without a word, capability or not.
+        return Err(HandshakeEnd::Silent(format!(
+            "malformed {mechanism} response"
         )));
     };
     let from_loopback = peer.ip().is_loopback();
-    let user = match broker.users.authenticate(&username, &password, from_loopback) {
+    let user = match broker
+        .users
+        .authenticate(&username, &password, from_loopback)
+    {
         Ok(u) => u,
         Err(AuthFailure::Refused) => {
             tracing::warn!(%peer, user = %username, "login refused: invalid credentials");
@@ -285,9 +275,15 @@ pub async fn handshake(
         Method::ConnectionTuneOk(m) => m,
         other => return Err(unexpected(&other, "connection.tune_ok")),
     };
-    let err = |e: BrokerError| HandshakeEnd::Error(e, 10, 31);
-    let frame_max =
-        negotiate("frame_max", tune_ok.frame_max, cfg.frame_max, FRAME_MIN_SIZE).map_err(err)?;
+    // RabbitMQ refuses out-of-range tune-ok values by closing without a frame.
+    let err = |e: BrokerError| HandshakeEnd::Silent(e.message);
+    let frame_max = negotiate(
+        "frame_max",
+        tune_ok.frame_max,
+        cfg.frame_max,
+        FRAME_MIN_SIZE,
+    )
+    .map_err(err)?;
     let channel_max = negotiate(
         "channel_max",
         tune_ok.channel_max as u32,
@@ -337,4 +333,3 @@ pub async fn handshake(
         capabilities,
     })
 }
-

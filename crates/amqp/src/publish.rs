@@ -34,6 +34,10 @@ pub(crate) enum Content {
 }
 
 impl Content {
+    pub fn is_idle(&self) -> bool {
+        matches!(self, Content::Idle)
+    }
+
     /// RabbitMQ's text for a frame that breaks the method/header/body sequence.
     pub fn expected_text(&self) -> &'static str {
         match self {
@@ -92,16 +96,28 @@ impl Channel {
     }
 
     /// Handles a content header or body frame. Returns true when a message completed.
-    pub(crate) fn content_frame(&mut self, ctx: &ConnCtx, f: Frame) -> std::result::Result<bool, AmqpError> {
+    pub(crate) fn content_frame(
+        &mut self,
+        ctx: &ConnCtx,
+        f: Frame,
+    ) -> std::result::Result<bool, AmqpError> {
         let unexpected = |c: &Content| {
-            AmqpError::Connection(BrokerError::new(reply::UNEXPECTED_FRAME, c.expected_text()), 0, 0)
+            let ids = if c.is_idle() { (0, 0) } else { (60, 40) };
+            AmqpError::Connection(
+                BrokerError::new(reply::UNEXPECTED_FRAME, c.expected_text()),
+                ids.0,
+                ids.1,
+            )
         };
         let content = std::mem::replace(&mut self.content, Content::Idle);
         let pending = match (f.frame_type, content) {
             (FrameType::Header, Content::Header(mut p)) => {
                 let h = f.content_header().map_err(|e| {
                     AmqpError::Connection(
-                        BrokerError::new(reply::FRAME_ERROR, format!("cannot decode content header: {e}")),
+                        BrokerError::new(
+                            reply::FRAME_ERROR,
+                            format!("cannot decode content header: {e}"),
+                        ),
                         60,
                         40,
                     )
@@ -132,7 +148,10 @@ impl Channel {
                 }
                 p.view = PropertiesView::parse(&h.properties).map_err(|e| {
                     AmqpError::Connection(
-                        BrokerError::new(reply::FRAME_ERROR, format!("cannot decode properties: {e}")),
+                        BrokerError::new(
+                            reply::FRAME_ERROR,
+                            format!("cannot decode properties: {e}"),
+                        ),
                         60,
                         40,
                     )
@@ -144,17 +163,12 @@ impl Channel {
             (FrameType::Body, Content::Body(mut p)) => {
                 p.received += f.payload.len() as u64;
                 if p.received > p.body_size {
-                    return Err(AmqpError::Connection(
-                        BrokerError::new(
-                            reply::UNEXPECTED_FRAME,
-                            format!(
-                                "received {} bytes of content body, more than the {} announced",
-                                p.received, p.body_size
-                            ),
-                        ),
-                        60,
-                        40,
-                    ));
+                    // As RabbitMQ: a body longer than announced never completes; the
+                    // channel keeps expecting body frames until a method arrives, which
+                    // is then the error.
+                    p.parts.clear();
+                    self.content = Content::Body(p);
+                    return Ok(false);
                 }
                 p.parts.push(f.payload);
                 p
@@ -304,7 +318,10 @@ pub(crate) fn parse_expiration(s: &str) -> std::result::Result<u64, String> {
         return Err(format!("{{value_negative,-{digits}}}"));
     }
     if n >= 4_294_967_295_000 {
-        return Err(format!("{{value_too_large,{}}}", digits.trim_start_matches('0')));
+        return Err(format!(
+            "{{value_too_large,{}}}",
+            digits.trim_start_matches('0')
+        ));
     }
     Ok(n as u64)
 }
@@ -322,7 +339,10 @@ mod tests {
         assert_eq!(parse_expiration("").unwrap_err(), "no_integer");
         assert_eq!(parse_expiration(" 5").unwrap_err(), "no_integer");
         assert_eq!(parse_expiration("-1").unwrap_err(), "{value_negative,-1}");
-        assert_eq!(parse_expiration("1.5").unwrap_err(), "{leftover_string,\".5\"}");
+        assert_eq!(
+            parse_expiration("1.5").unwrap_err(),
+            "{leftover_string,\".5\"}"
+        );
         assert_eq!(
             parse_expiration("99999999999999999").unwrap_err(),
             "{value_too_large,99999999999999999}"

@@ -187,7 +187,11 @@ pub fn validate_queue_args(
 fn describe(v: Option<&FieldValue>) -> String {
     match v {
         None => "none".into(),
-        Some(v) => format!("the value '{}' of type '{}'", format_value(v), v.type_name()),
+        Some(v) => format!(
+            "the value '{}' of type '{}'",
+            format_value(v),
+            v.type_name()
+        ),
     }
 }
 

@@ -131,7 +131,13 @@ mod tests {
         assert!(!check_password(&h, "guesT"));
         // A hash produced by RabbitMQ 3.x for password "guest".
         let rabbit = hash_with_salt(&[0x01, 0x02, 0x03, 0x04], "guest");
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(&rabbit).unwrap().len(), 36);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&rabbit)
+                .unwrap()
+                .len(),
+            36
+        );
         assert!(check_password(&rabbit, "guest"));
     }
 }

@@ -54,14 +54,24 @@ impl Alarms {
 
     pub fn set_disk(&self, on: bool) {
         if self.disk.swap(on, Ordering::SeqCst) != on {
-            tracing::warn!(alarm = "disk", on, "disk resource alarm {}", if on { "set" } else { "cleared" });
+            tracing::warn!(
+                alarm = "disk",
+                on,
+                "disk resource alarm {}",
+                if on { "set" } else { "cleared" }
+            );
             self.publish();
         }
     }
 
     pub fn set_memory(&self, on: bool) {
         if self.memory.swap(on, Ordering::SeqCst) != on {
-            tracing::warn!(alarm = "memory", on, "memory resource alarm {}", if on { "set" } else { "cleared" });
+            tracing::warn!(
+                alarm = "memory",
+                on,
+                "memory resource alarm {}",
+                if on { "set" } else { "cleared" }
+            );
             self.publish();
         }
     }

@@ -217,8 +217,7 @@ impl Exchange {
         if matches!(dest, Destination::Exchange(_)) {
             b.to_exchanges -= 1;
         }
-        if b
-            .list
+        if b.list
             .iter()
             .any(|x| x.destination == *dest && x.routing_key == key)
         {

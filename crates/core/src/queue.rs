@@ -103,7 +103,11 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_arguments(args: &FieldTable) -> Limits {
-        let num = |k: &str| args.get(k).and_then(|v| v.as_i64()).map(|n| n.max(0) as u64);
+        let num = |k: &str| {
+            args.get(k)
+                .and_then(|v| v.as_i64())
+                .map(|n| n.max(0) as u64)
+        };
         Limits {
             max_length: num("x-max-length"),
             max_bytes: num("x-max-length-bytes"),
@@ -139,6 +143,16 @@ pub enum ConsumerRemoved {
     RemovedAutoDelete,
 }
 
+/// What a queue is, as declared.
+pub(crate) struct QueueSpec {
+    pub vhost: String,
+    pub name: String,
+    pub durable: bool,
+    pub exclusive_owner: Option<ConnectionId>,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
 /// A snapshot of a queue's figures.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueueStats {
@@ -150,19 +164,22 @@ pub struct QueueStats {
 
 impl Queue {
     pub(crate) fn new(
-        vhost: &str,
-        name: &str,
-        durable: bool,
-        exclusive_owner: Option<ConnectionId>,
-        auto_delete: bool,
-        arguments: FieldTable,
+        spec: QueueSpec,
         store: Box<dyn QueueStore>,
         vhost_ref: Weak<VHost>,
         scheduler: Arc<Scheduler>,
     ) -> Queue {
+        let QueueSpec {
+            vhost,
+            name,
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+        } = spec;
         Queue {
-            name: name.to_string(),
-            vhost: vhost.to_string(),
+            name,
+            vhost,
             durable,
             exclusive_owner,
             auto_delete,

@@ -107,7 +107,7 @@ fn walk<'a, T>(node: &'a Node<T>, words: &[&str], f: &mut impl FnMut(&'a T)) {
         }
     }
     match words.split_first() {
-        None => node.values.iter().for_each(|v| f(v)),
+        None => node.values.iter().for_each(&mut *f),
         Some((w, rest)) => {
             if let Some(c) = node.children.get(*w) {
                 walk(c, rest, f);
@@ -141,7 +141,15 @@ mod tests {
     #[test]
     fn star_is_one_word_hash_is_zero_or_more() {
         let b = [
-            "#", "kern.*", "*.critical", "kern.#", "#.critical", "a.#.b", "#.#", "*", "",
+            "#",
+            "kern.*",
+            "*.critical",
+            "kern.#",
+            "#.critical",
+            "a.#.b",
+            "#.#",
+            "*",
+            "",
         ];
         assert_eq!(
             matching(&b, "kern.critical"),

@@ -13,12 +13,12 @@ use parking_lot::{Mutex, RwLock};
 use warren_amqp_codec::FieldTable;
 use warren_store::memory::MemoryQueueStore;
 
+use crate::args::{assert_equivalent, validate_queue_args, EQUIVALENT_QUEUE_ARGS};
 use crate::consumer::Consumer;
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind};
-use crate::queue::{ConsumerRemoved, Queue};
+use crate::queue::{ConsumerRemoved, Queue, QueueSpec};
 use crate::scheduler::Scheduler;
-use crate::args::{assert_equivalent, validate_queue_args, EQUIVALENT_QUEUE_ARGS};
 use crate::util::generated_name;
 use crate::ConnectionId;
 
@@ -67,7 +67,14 @@ pub struct VHost {
     topology: Mutex<()>,
 }
 
-fn inequivalent(field: &str, what: &str, name: &str, vhost: &str, got: String, cur: String) -> BrokerError {
+fn inequivalent(
+    field: &str,
+    what: &str,
+    name: &str,
+    vhost: &str,
+    got: String,
+    cur: String,
+) -> BrokerError {
     BrokerError::precondition_failed(format!(
         "inequivalent arg '{field}' for {what} '{name}' in vhost '{vhost}': received {got} but current is {cur}"
     ))
@@ -95,7 +102,15 @@ impl VHost {
         for (n, k) in BUILTIN_EXCHANGES {
             exchanges.insert(
                 n.to_string(),
-                Arc::new(Exchange::new(name, n, *k, true, false, false, FieldTable::new())),
+                Arc::new(Exchange::new(
+                    name,
+                    n,
+                    *k,
+                    true,
+                    false,
+                    false,
+                    FieldTable::new(),
+                )),
             );
         }
         VHost {
@@ -200,7 +215,11 @@ impl VHost {
         };
         check("type", e.kind.as_str().into(), kind.as_str().into())?;
         check("durable", e.durable.to_string(), d.durable.to_string())?;
-        check("auto_delete", e.auto_delete.to_string(), d.auto_delete.to_string())?;
+        check(
+            "auto_delete",
+            e.auto_delete.to_string(),
+            d.auto_delete.to_string(),
+        )?;
         check("internal", e.internal.to_string(), d.internal.to_string())?;
         assert_equivalent(
             "exchange",
@@ -300,13 +319,15 @@ impl VHost {
             d.auto_delete,
         )?;
         let q = Arc::new(Queue::new(
-            &self.name,
-            &name,
-            // As RabbitMQ: an exclusive queue is never durable.
-            d.durable && !d.exclusive,
-            d.exclusive.then_some(connection),
-            d.auto_delete,
-            d.arguments.clone(),
+            QueueSpec {
+                vhost: self.name.clone(),
+                name: name.clone(),
+                // As RabbitMQ: an exclusive queue is never durable.
+                durable: d.durable && !d.exclusive,
+                exclusive_owner: d.exclusive.then_some(connection),
+                auto_delete: d.auto_delete,
+                arguments: d.arguments.clone(),
+            },
             Box::new(MemoryQueueStore::new()),
             self.self_ref.clone(),
             self.scheduler.clone(),

@@ -32,7 +32,9 @@ pub async fn monitor(
     loop {
         match free_bytes(&dir) {
             Ok(free) => broker.alarms.set_disk(free < limit),
-            Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "cannot read free disk space"),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot read free disk space")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

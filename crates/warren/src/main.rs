@@ -110,7 +110,10 @@ async fn run(args: Args) -> Result<(), String> {
         (args.prometheus_port, "Prometheus"),
     ] {
         if port != 0 {
-            tracing::warn!(port, "{what} is not implemented yet in this build; not listening");
+            tracing::warn!(
+                port,
+                "{what} is not implemented yet in this build; not listening"
+            );
         }
     }
 
@@ -145,7 +148,10 @@ async fn run(args: Args) -> Result<(), String> {
             let _ = t.await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(10), all).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), all)
+        .await
+        .is_err()
+    {
         tracing::warn!("connections did not close within 10s; exiting anyway");
     }
     disk.abort();
