@@ -36,7 +36,10 @@ async fn client_tune_values_below_server_proposal_are_used() {
     uri.query.heartbeat = Some(5);
     let conn = try_connect_uri(uri).await.expect("connect");
     let cfg = conn.configuration();
-    assert_eq!((cfg.channel_max(), cfg.frame_max(), cfg.heartbeat()), (16, 8192, 5));
+    assert_eq!(
+        (cfg.channel_max(), cfg.frame_max(), cfg.heartbeat()),
+        (16, 8192, 5)
+    );
     // With frame_max 8192 a 100 000-byte body travels in 13 body frames each way.
     let ch = channel(&conn).await;
     let q = temp_queue(&ch).await;
@@ -92,10 +95,20 @@ async fn server_properties_and_capabilities() {
     assert_eq!((start.version_major, start.version_minor), (0, 9));
     let mechanisms = String::from_utf8(start.mechanisms.as_bytes().to_vec()).unwrap();
     let mechs: Vec<&str> = mechanisms.split(' ').collect();
-    assert!(mechs.contains(&"PLAIN") && mechs.contains(&"AMQPLAIN"), "{mechanisms}");
+    assert!(
+        mechs.contains(&"PLAIN") && mechs.contains(&"AMQPLAIN"),
+        "{mechanisms}"
+    );
     assert_eq!(start.locales.as_bytes(), b"en_US");
     let props = start.server_properties.inner();
-    for key in ["product", "version", "platform", "copyright", "information", "cluster_name"] {
+    for key in [
+        "product",
+        "version",
+        "platform",
+        "copyright",
+        "information",
+        "cluster_name",
+    ] {
         match props.get(key) {
             Some(AMQPValue::LongString(v)) => assert!(!v.as_bytes().is_empty(), "{key} empty"),
             other => panic!("server property {key}: {other:?}"),
@@ -116,7 +129,11 @@ async fn server_properties_and_capabilities() {
         "per_consumer_qos",
         "direct_reply_to",
     ] {
-        assert_eq!(caps.inner().get(cap), Some(&AMQPValue::Boolean(true)), "capability {cap}");
+        assert_eq!(
+            caps.inner().get(cap),
+            Some(&AMQPValue::Boolean(true)),
+            "capability {cap}"
+        );
     }
 }
 
@@ -183,7 +200,9 @@ async fn close_connection() {
     assert!(!conn.status().connected());
     assert!(matches!(
         w!(conn.create_channel()),
-        Err(lapin::Error::InvalidConnectionState(ConnectionState::Closing | ConnectionState::Closed))
+        Err(lapin::Error::InvalidConnectionState(
+            ConnectionState::Closing | ConnectionState::Closed
+        ))
     ));
     assert!(matches!(
         w!(ch.queue_declare(&q, QueueDeclareOptions::default(), FieldTable::default())),
@@ -201,7 +220,10 @@ async fn close_channel_keeps_connection() {
     let ch1 = channel(&conn).await;
     let ch2 = channel(&conn).await;
     w!(ch1.close(200, "OK")).expect("channel.close");
-    assert!(matches!(ch1.status().state(), ChannelState::Closing | ChannelState::Closed));
+    assert!(matches!(
+        ch1.status().state(),
+        ChannelState::Closing | ChannelState::Closed
+    ));
     assert!(matches!(
         w!(ch1.basic_qos(1, Default::default())),
         Err(lapin::Error::InvalidChannelState(_))
@@ -210,5 +232,27 @@ async fn close_channel_keeps_connection() {
     temp_queue(&ch2).await;
     let ch3 = channel(&conn).await;
     temp_queue(&ch3).await;
+    close(conn).await;
+}
+
+/// With a 1-second heartbeat both sides must send heartbeats while the connection is idle:
+/// the broker would close a silent client after two missed intervals, and lapin a silent
+/// broker. Waiting is the point of this test, not a synchronisation.
+#[tokio::test]
+async fn heartbeats_keep_an_idle_connection_alive() {
+    let mut uri = uri();
+    uri.query.heartbeat = Some(1);
+    let conn = try_connect_uri(uri).await.expect("connect");
+    assert_eq!(conn.configuration().heartbeat(), 1);
+    let ch = channel(&conn).await;
+    let q = temp_queue(&ch).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert!(
+        conn.status().connected(),
+        "connection state {:?}",
+        conn.status().state()
+    );
+    publish(&ch, "", &q, b"still alive").await;
+    assert_eq!(drain(&ch, &q).await, vec![b"still alive".to_vec()]);
     close(conn).await;
 }

@@ -9,7 +9,9 @@ mod common;
 
 use common::*;
 use lapin::{
-    options::{ExchangeBindOptions, ExchangeDeclareOptions, ExchangeUnbindOptions, QueueBindOptions},
+    options::{
+        ExchangeBindOptions, ExchangeDeclareOptions, ExchangeUnbindOptions, QueueBindOptions,
+    },
     types::{AMQPValue, FieldTable},
     BasicProperties, Channel, ExchangeKind,
 };
@@ -18,7 +20,10 @@ async fn declare_x(ch: &Channel, name: &str, kind: ExchangeKind) {
     w!(ch.exchange_declare(
         name,
         kind,
-        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
         FieldTable::default()
     ))
     .expect("exchange.declare");
@@ -41,7 +46,11 @@ async fn direct_exchange_routes_by_exact_key() {
     let (conn, ch) = conn_ch().await;
     let x = uniq("direct");
     declare_x(&ch, &x, ExchangeKind::Direct).await;
-    let (q1, q2, q3) = (temp_queue(&ch).await, temp_queue(&ch).await, temp_queue(&ch).await);
+    let (q1, q2, q3) = (
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+    );
     bind(&ch, &q1, &x, "orange", FieldTable::default()).await;
     bind(&ch, &q2, &x, "black", FieldTable::default()).await;
     bind(&ch, &q2, &x, "green", FieldTable::default()).await;
@@ -52,6 +61,11 @@ async fn direct_exchange_routes_by_exact_key() {
     assert_eq!(drain(&ch, &q1).await, bs(&["orange"]));
     assert_eq!(drain(&ch, &q2).await, bs(&["black", "green"]));
     assert_eq!(drain(&ch, &q3).await, bs(&["orange"]));
+    // Unbinding one key leaves the queue's other bindings in place.
+    w!(ch.queue_unbind(&q2, &x, "black", FieldTable::default())).expect("queue.unbind");
+    publish(&ch, &x, "black", b"black-2").await;
+    publish(&ch, &x, "green", b"green-2").await;
+    assert_eq!(drain(&ch, &q2).await, bs(&["green-2"]));
     close(conn).await;
 }
 
@@ -124,7 +138,11 @@ async fn topic_exchange_star_and_hash() {
     }
     assert_eq!(
         drain(&ch, &q1).await,
-        bs(&["quick.orange.rabbit", "lazy.orange.elephant", "quick.orange.fox"])
+        bs(&[
+            "quick.orange.rabbit",
+            "lazy.orange.elephant",
+            "quick.orange.fox"
+        ])
     );
     assert_eq!(
         drain(&ch, &q2).await,
@@ -168,7 +186,11 @@ async fn headers_exchange_all_and_any() {
         &q_all,
         &x,
         "",
-        table(&[("x-match", ls("all")), ("format", ls("pdf")), ("type", ls("report"))]),
+        table(&[
+            ("x-match", ls("all")),
+            ("format", ls("pdf")),
+            ("type", ls("report")),
+        ]),
     )
     .await;
     bind(
@@ -176,20 +198,44 @@ async fn headers_exchange_all_and_any() {
         &q_any,
         &x,
         "",
-        table(&[("x-match", ls("any")), ("format", ls("pdf")), ("type", ls("report"))]),
+        table(&[
+            ("x-match", ls("any")),
+            ("format", ls("pdf")),
+            ("type", ls("report")),
+        ]),
     )
     .await;
-    bind(&ch, &q_default, &x, "", table(&[("format", ls("pdf")), ("type", ls("report"))])).await;
+    bind(
+        &ch,
+        &q_default,
+        &x,
+        "",
+        table(&[("format", ls("pdf")), ("type", ls("report"))]),
+    )
+    .await;
     let msgs: Vec<(&str, FieldTable)> = vec![
-        ("both", table(&[("format", ls("pdf")), ("type", ls("report"))])),
+        (
+            "both",
+            table(&[("format", ls("pdf")), ("type", ls("report"))]),
+        ),
         (
             "both-plus-extra",
-            table(&[("format", ls("pdf")), ("type", ls("report")), ("extra", ls("x"))]),
+            table(&[
+                ("format", ls("pdf")),
+                ("type", ls("report")),
+                ("extra", ls("x")),
+            ]),
         ),
         ("format-only", table(&[("format", ls("pdf"))])),
         ("type-only", table(&[("type", ls("report"))])),
-        ("wrong-values", table(&[("format", ls("zip")), ("type", ls("log"))])),
-        ("one-wrong", table(&[("format", ls("pdf")), ("type", ls("log"))])),
+        (
+            "wrong-values",
+            table(&[("format", ls("zip")), ("type", ls("log"))]),
+        ),
+        (
+            "one-wrong",
+            table(&[("format", ls("pdf")), ("type", ls("log"))]),
+        ),
         ("none", FieldTable::default()),
     ];
     for (body, headers) in &msgs {
@@ -207,9 +253,18 @@ async fn headers_exchange_all_and_any() {
     assert_eq!(drain(&ch, &q_all).await, bs(&["both", "both-plus-extra"]));
     assert_eq!(
         drain(&ch, &q_any).await,
-        bs(&["both", "both-plus-extra", "format-only", "type-only", "one-wrong"])
+        bs(&[
+            "both",
+            "both-plus-extra",
+            "format-only",
+            "type-only",
+            "one-wrong"
+        ])
     );
-    assert_eq!(drain(&ch, &q_default).await, bs(&["both", "both-plus-extra"]));
+    assert_eq!(
+        drain(&ch, &q_default).await,
+        bs(&["both", "both-plus-extra"])
+    );
     close(conn).await;
 }
 
@@ -219,7 +274,14 @@ async fn headers_exchange_matches_typed_values() {
     let x = uniq("headers-typed");
     declare_x(&ch, &x, ExchangeKind::Headers).await;
     let q = temp_queue(&ch).await;
-    bind(&ch, &q, &x, "", table(&[("x-match", ls("all")), ("n", AMQPValue::LongInt(42))])).await;
+    bind(
+        &ch,
+        &q,
+        &x,
+        "",
+        table(&[("x-match", ls("all")), ("n", AMQPValue::LongInt(42))]),
+    )
+    .await;
     publish_with(
         &ch,
         &x,
@@ -253,15 +315,26 @@ async fn exchange_to_exchange_binding() {
     let (conn, ch) = conn_ch().await;
     let src = uniq("e2e-src");
     let dst = uniq("e2e-dst");
-    w!(ch.exchange_declare(&src, ExchangeKind::Topic, Default::default(), FieldTable::default()))
-        .expect("declare src");
+    w!(ch.exchange_declare(
+        &src,
+        ExchangeKind::Topic,
+        Default::default(),
+        FieldTable::default()
+    ))
+    .expect("declare src");
     declare_x(&ch, &dst, ExchangeKind::Fanout).await;
     let q = temp_queue(&ch).await;
     let direct_q = temp_queue(&ch).await;
     bind(&ch, &q, &dst, "", FieldTable::default()).await;
     bind(&ch, &direct_q, &src, "a.b", FieldTable::default()).await;
-    w!(ch.exchange_bind(&dst, &src, "a.#", ExchangeBindOptions::default(), FieldTable::default()))
-        .expect("exchange.bind");
+    w!(ch.exchange_bind(
+        &dst,
+        &src,
+        "a.#",
+        ExchangeBindOptions::default(),
+        FieldTable::default()
+    ))
+    .expect("exchange.bind");
     publish(&ch, &src, "a.b", b"1").await;
     publish(&ch, &src, "b.a", b"2").await;
     publish(&ch, &dst, "anything", b"3").await;
@@ -270,13 +343,21 @@ async fn exchange_to_exchange_binding() {
 
     // Deliveries through an exchange-to-exchange binding name the exchange published to.
     publish(&ch, &src, "a.c", b"4").await;
-    let m = w!(ch.basic_get(&q, Default::default())).expect("get").expect("a message");
+    let m = w!(ch.basic_get(&q, Default::default()))
+        .expect("get")
+        .expect("a message");
     assert_eq!(m.delivery.exchange.as_str(), src);
     assert_eq!(m.delivery.routing_key.as_str(), "a.c");
     w!(m.delivery.ack(Default::default())).expect("ack");
 
-    w!(ch.exchange_unbind(&dst, &src, "a.#", ExchangeUnbindOptions::default(), FieldTable::default()))
-        .expect("exchange.unbind");
+    w!(ch.exchange_unbind(
+        &dst,
+        &src,
+        "a.#",
+        ExchangeUnbindOptions::default(),
+        FieldTable::default()
+    ))
+    .expect("exchange.unbind");
     publish(&ch, &src, "a.b", b"5").await;
     assert_eq!(drain(&ch, &q).await, Vec::<Vec<u8>>::new());
     assert_eq!(drain(&ch, &direct_q).await, bs(&["5"]));
@@ -291,7 +372,9 @@ async fn default_exchange_routes_to_queue_by_name() {
     named_queue(&ch, &q).await;
     publish(&ch, "", &q, b"hello").await;
     publish(&ch, "", &uniq("no-such-queue"), b"dropped").await;
-    let m = w!(ch.basic_get(&q, Default::default())).expect("get").expect("a message");
+    let m = w!(ch.basic_get(&q, Default::default()))
+        .expect("get")
+        .expect("a message");
     assert_eq!(m.delivery.data, b"hello");
     assert_eq!(m.delivery.exchange.as_str(), "");
     assert_eq!(m.delivery.routing_key.as_str(), q);
@@ -306,7 +389,13 @@ async fn binding_to_default_exchange_refused_403() {
     let (conn, ch) = conn_ch().await;
     let q = temp_queue(&ch).await;
     assert_amqp_err(
-        w!(ch.queue_bind(&q, "", "k", QueueBindOptions::default(), FieldTable::default())),
+        w!(ch.queue_bind(
+            &q,
+            "",
+            "k",
+            QueueBindOptions::default(),
+            FieldTable::default()
+        )),
         403,
         "ACCESS_REFUSED - operation not permitted on the default exchange",
     );
@@ -331,7 +420,10 @@ async fn passive_declare_existing_exchanges() {
         w!(ch.exchange_declare(
             name,
             kind,
-            ExchangeDeclareOptions { passive: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default()
         ))
         .unwrap_or_else(|e| panic!("passive declare of {name}: {e:?}"));
@@ -347,7 +439,10 @@ async fn passive_declare_missing_exchange_404() {
         w!(ch.exchange_declare(
             &x,
             ExchangeKind::Direct,
-            ExchangeDeclareOptions { passive: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default()
         )),
         404,
@@ -367,7 +462,13 @@ async fn bind_to_missing_exchange_404() {
     let q = temp_queue(&ch).await;
     let x = uniq("missing");
     assert_amqp_err(
-        w!(ch.queue_bind(&q, &x, "k", QueueBindOptions::default(), FieldTable::default())),
+        w!(ch.queue_bind(
+            &q,
+            &x,
+            "k",
+            QueueBindOptions::default(),
+            FieldTable::default()
+        )),
         404,
         &not_found_exchange(&x),
     );
@@ -386,7 +487,10 @@ async fn redeclare_with_other_type_406() {
         w!(ch2.exchange_declare(
             &x,
             ExchangeKind::Fanout,
-            ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
             FieldTable::default()
         )),
         406,

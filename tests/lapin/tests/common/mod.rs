@@ -71,7 +71,11 @@ static BROKER: OnceLock<Broker> = OnceLock::new();
 
 fn broker() -> &'static Broker {
     BROKER.get_or_init(|| match std::env::var("REFERENCE_AMQP_URL") {
-        Ok(url) if !url.is_empty() => Broker { url, reference: true, _wrapper: None },
+        Ok(url) if !url.is_empty() => Broker {
+            url,
+            reference: true,
+            _wrapper: None,
+        },
         _ => start_warren(),
     })
 }
@@ -108,9 +112,11 @@ exit $rc
 "#;
 
 fn start_warren() -> Broker {
-    let bin = std::env::var("WARREN_BIN").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/warren")
-    });
+    let bin = std::env::var("WARREN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/warren")
+        });
     assert!(
         bin.exists(),
         "Warren binary {} not found: run `cargo build --release -p warren` in the repo root, \
@@ -120,9 +126,16 @@ fn start_warren() -> Broker {
     let mut last_err = String::new();
     for attempt in 0..5 {
         let port = free_port();
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let data_dir = std::env::temp_dir()
-            .join(format!("warren-lapin-{}-{}-{}", std::process::id(), nanos, attempt));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let data_dir = std::env::temp_dir().join(format!(
+            "warren-lapin-{}-{}-{}",
+            std::process::id(),
+            nanos,
+            attempt
+        ));
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let stderr = match std::env::var("WARREN_LOG") {
             Ok(path) if !path.is_empty() => Stdio::from(
@@ -180,7 +193,11 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A name no other test (in this run or an earlier one) uses.
 pub fn uniq(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000;
     format!(
         "lapin-{prefix}-{}-{}-{nanos}",
         std::process::id(),
@@ -189,7 +206,10 @@ pub fn uniq(prefix: &str) -> String {
 }
 
 pub async fn try_connect_uri(uri: AMQPUri) -> lapin::Result<Connection> {
-    w!(Connection::connect_uri(uri, ConnectionProperties::default()))
+    w!(Connection::connect_uri(
+        uri,
+        ConnectionProperties::default()
+    ))
 }
 
 pub async fn connect() -> Connection {
@@ -265,7 +285,10 @@ pub fn not_found_exchange(name: &str) -> String {
 pub async fn temp_queue(ch: &Channel) -> String {
     let q = w!(ch.queue_declare(
         "",
-        QueueDeclareOptions { exclusive: true, ..Default::default() },
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
         FieldTable::default()
     ))
     .expect("declare server-named queue");
@@ -276,17 +299,26 @@ pub async fn temp_queue(ch: &Channel) -> String {
 pub async fn named_queue(ch: &Channel, name: &str) {
     w!(ch.queue_declare(
         name,
-        QueueDeclareOptions { exclusive: true, ..Default::default() },
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
         FieldTable::default()
     ))
     .expect("declare queue");
 }
 
-/// Number of ready messages, by passive declare.
+/// Number of ready messages, by passive declare. RabbitMQ answers this query ahead of
+/// deliveries still queued for the queue process (its `stat` call is prioritised), so use it
+/// only once the messages are known to be enqueued: after publisher confirms, a tx.commit, or
+/// deliveries/basic.get replies that depend on them.
 pub async fn message_count(ch: &Channel, queue: &str) -> u32 {
     w!(ch.queue_declare(
         queue,
-        QueueDeclareOptions { passive: true, ..Default::default() },
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
         FieldTable::default()
     ))
     .expect("passive declare")
@@ -306,8 +338,10 @@ pub async fn publish_with(
     props: BasicProperties,
 ) {
     // Dropping the PublisherConfirm is fine: on a non-confirm channel it is NotRequested.
-    let _ = w!(ch.basic_publish(exchange, key, BasicPublishOptions::default(), body, props))
-        .expect("basic.publish");
+    drop(
+        w!(ch.basic_publish(exchange, key, BasicPublishOptions::default(), body, props))
+            .expect("basic.publish"),
+    );
 }
 
 /// The next delivery of `consumer` (fails on timeout, error or cancellation).
@@ -335,7 +369,10 @@ pub async fn queue_exists(conn: &Connection, q: &str) -> bool {
     let ch = channel(conn).await;
     match w!(ch.queue_declare(
         q,
-        QueueDeclareOptions { passive: true, ..Default::default() },
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
         FieldTable::default()
     )) {
         Ok(_) => {
@@ -355,7 +392,10 @@ pub async fn queue_exists(conn: &Connection, q: &str) -> bool {
 pub async fn wait_queue_gone(conn: &Connection, q: &str) {
     let deadline = Instant::now() + TIMEOUT;
     while queue_exists(conn, q).await {
-        assert!(Instant::now() < deadline, "queue {q} still exists after {TIMEOUT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "queue {q} still exists after {TIMEOUT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
