@@ -19,7 +19,7 @@ use warren_core::{Broker, BrokerError, ConnectionId, VHost};
 
 use crate::channel::Channel;
 use crate::handshake::{handshake, ClientCapabilities, HandshakeEnd};
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, WakeBatch};
 use crate::AmqpConfig;
 
 /// How long we wait for the peer's close-ok after sending connection.close.
@@ -37,6 +37,16 @@ pub(crate) enum Flow {
     /// The client closed the connection and has its close-ok: wait for it to close
     /// the socket.
     ClosedByClient,
+}
+
+/// How a batch of buffered frames ended.
+enum Batch {
+    /// Everything buffered was handled: read more.
+    Done,
+    Stop(&'static str),
+    ClosedByClient,
+    /// A publish waits behind a resource alarm.
+    Blocked,
 }
 
 /// An error while handling a frame, and its scope.
@@ -263,57 +273,26 @@ impl Connection {
         // After a frame error that desynchronised the stream, nothing more is parsed.
         let mut desynced = false;
         loop {
-            let mut blocked = false;
-            while !desynced {
-                if !self.closing && *alarms.borrow() && next_frame_publishes(&buf) {
-                    blocked = true;
-                    break;
+            let outcome = {
+                // Deliveries this batch makes to other connections wake their writers once,
+                // when the batch ends, instead of once per message.
+                let _wakes = WakeBatch::begin();
+                let alarm = *alarms.borrow();
+                self.process_buffered(&mut buf, alarm, &mut desynced, &mut close_deadline)
+            };
+            match outcome {
+                Batch::Done => {}
+                Batch::Stop(why) => return why,
+                Batch::ClosedByClient => {
+                    self.linger(r, &mut buf).await;
+                    return "closed by client";
                 }
-                let frame = match decode_frame(&mut buf, self.ctx.frame_max) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) => {
-                        if self.closing {
-                            return "frame error while closing";
-                        }
-                        desynced = matches!(
-                            e,
-                            CodecError::BadFrameEnd { .. } | CodecError::FrameTooLarge { .. }
-                        );
-                        self.fail(frame_error(&e));
-                        close_deadline = Some(tokio::time::Instant::now() + CLOSE_OK_TIMEOUT);
-                        continue;
+                Batch::Blocked => {
+                    if !self.block_until_clear(&mut alarms, shutdown).await {
+                        return "shutdown while blocked";
                     }
-                };
-                match self.handle_frame(frame) {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Stop) => {
-                        self.flush_confirms();
-                        return "closed";
-                    }
-                    Ok(Flow::ClosedByClient) => {
-                        self.ctx.out.schedule();
-                        self.linger(r, &mut buf).await;
-                        return "closed by client";
-                    }
-                    Err(e) => {
-                        if self.on_error(e) {
-                            close_deadline = Some(tokio::time::Instant::now() + CLOSE_OK_TIMEOUT);
-                        }
-                    }
+                    continue;
                 }
-            }
-            if desynced {
-                buf.clear();
-            }
-            self.flush_confirms();
-            self.ctx.out.schedule();
-
-            if blocked {
-                if !self.block_until_clear(&mut alarms, shutdown).await {
-                    return "shutdown while blocked";
-                }
-                continue;
             }
 
             let read = r.read_buf(&mut buf);
@@ -340,6 +319,62 @@ impl Connection {
                 buf.reserve(64 << 10);
             }
         }
+    }
+
+    /// Handles every complete frame in `buf` (without awaiting), then flushes confirms
+    /// and schedules the writer.
+    fn process_buffered(
+        &mut self,
+        buf: &mut BytesMut,
+        alarm: bool,
+        desynced: &mut bool,
+        close_deadline: &mut Option<tokio::time::Instant>,
+    ) -> Batch {
+        let mut outcome = Batch::Done;
+        while !*desynced {
+            if !self.closing && alarm && next_frame_publishes(buf) {
+                outcome = Batch::Blocked;
+                break;
+            }
+            let frame = match decode_frame(buf, self.ctx.frame_max) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    if self.closing {
+                        return Batch::Stop("frame error while closing");
+                    }
+                    *desynced = matches!(
+                        e,
+                        CodecError::BadFrameEnd { .. } | CodecError::FrameTooLarge { .. }
+                    );
+                    self.fail(frame_error(&e));
+                    *close_deadline = Some(tokio::time::Instant::now() + CLOSE_OK_TIMEOUT);
+                    continue;
+                }
+            };
+            match self.handle_frame(frame) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Stop) => {
+                    self.flush_confirms();
+                    return Batch::Stop("closed");
+                }
+                Ok(Flow::ClosedByClient) => {
+                    self.ctx.out.schedule();
+                    return Batch::ClosedByClient;
+                }
+                Err(e) => {
+                    if self.on_error(e) {
+                        *close_deadline = Some(tokio::time::Instant::now() + CLOSE_OK_TIMEOUT);
+                    }
+                }
+            }
+        }
+        if *desynced {
+            buf.clear();
+        }
+        self.flush_confirms();
+        self.ctx.out.schedule();
+        outcome
     }
 
     /// After close-ok, leaves closing the socket to the client (as RabbitMQ does), reading

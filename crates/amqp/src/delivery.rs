@@ -128,7 +128,7 @@ impl DeliverySink for ChannelShared {
             });
         }
         drop(st);
-        self.out.schedule();
+        self.out.schedule_soon();
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! no, queues skip this connection's consumers, and once the writer has drained below
 //! [`LOW_WATER`] it asks those queues to dispatch again.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,32 @@ use tokio::sync::Notify;
 use warren_amqp_codec::frame::{write_heartbeat, write_method};
 use warren_amqp_codec::Method;
 use warren_core::Queue;
+
+thread_local! {
+    /// Writers to wake when the current batch ends (see [`WakeBatch`]).
+    static BATCH: RefCell<Option<Vec<Arc<Outbound>>>> = const { RefCell::new(None) };
+}
+
+/// While alive, [`Outbound::schedule_soon`] on this thread defers wake-ups to the guard's
+/// drop, so a reader that delivers a whole read buffer of publishes to a consumer wakes
+/// that consumer's writer once. Must not be held across an `.await`.
+pub struct WakeBatch(());
+
+impl WakeBatch {
+    pub fn begin() -> WakeBatch {
+        BATCH.with(|b| *b.borrow_mut() = Some(Vec::new()));
+        WakeBatch(())
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        let pending = BATCH.with(|b| b.borrow_mut().take()).unwrap_or_default();
+        for out in pending {
+            out.schedule();
+        }
+    }
+}
 
 pub const HIGH_WATER: usize = 1 << 20;
 pub const LOW_WATER: usize = 256 << 10;
@@ -76,6 +103,26 @@ impl Outbound {
 
     pub fn send(&self, channel: u16, m: &Method) {
         self.write(|b| write_method(b, channel, m));
+    }
+
+    /// Like [`Self::schedule`], but inside a [`WakeBatch`] the wake-up waits for the end of
+    /// the batch.
+    pub fn schedule_soon(self: &Arc<Self>) {
+        if self.scheduled.load(Ordering::Acquire) {
+            return;
+        }
+        let deferred = BATCH.with(|b| match b.borrow_mut().as_mut() {
+            Some(pending) => {
+                if !pending.iter().any(|o| Arc::ptr_eq(o, self)) {
+                    pending.push(self.clone());
+                }
+                true
+            }
+            None => false,
+        });
+        if !deferred {
+            self.schedule();
+        }
     }
 
     pub fn schedule(&self) {
