@@ -85,13 +85,13 @@ class Broker:
         return pika.BlockingConnection(self.params(**kw))
 
 
-def _start_warren(tmp_root, extra_args=()):
+def _start_warren(tmp_root, extra_args=(), data_dir=None):
     if not os.path.exists(WARREN_BIN):
         raise RuntimeError(
             f"{WARREN_BIN} not found: run `cargo build --release --workspace` first"
         )
     amqp_port = free_port()
-    data_dir = os.path.join(tmp_root, "data")
+    data_dir = data_dir or os.path.join(tmp_root, "data")
     os.makedirs(data_dir, exist_ok=True)
     log = open(os.path.join(tmp_root, "warren.log"), "wb")
     proc = subprocess.Popen(
@@ -122,12 +122,13 @@ class spawn_warren:
     Only for tests that need a broker configured differently; skip them in reference mode.
     """
 
-    def __init__(self, *extra_args):
+    def __init__(self, *extra_args, data_dir=None):
         self.extra_args = extra_args
+        self.data_dir = data_dir
 
     def __enter__(self):
         self.tmp_root = tempfile.mkdtemp(prefix="warren-test-")
-        self.broker = _start_warren(self.tmp_root, self.extra_args)
+        self.broker = _start_warren(self.tmp_root, self.extra_args, self.data_dir)
         return self.broker
 
     def log(self):
