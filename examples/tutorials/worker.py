@@ -17,10 +17,11 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 def on_task(channel, method, properties, body):
     print(" [x] Received %r" % body.decode())
     time.sleep(body.count(b"."))
-    print(" [x] Done")
     # Acknowledge only once the work is done: if this worker dies half way,
-    # the broker hands the task to another worker.
+    # the broker hands the task to another worker. The ack goes out before "Done" is
+    # printed, so a worker stopped right after saying Done has really finished.
     channel.basic_ack(delivery_tag=method.delivery_tag)
+    print(" [x] Done")
 
 
 def main():

@@ -266,7 +266,7 @@ def test_2_work_queues(broker, spawn):
         assert out[0] == WAITING_MESSAGES and out[-1] == "Interrupted", w.describe()
         body = out[1:-1]
         # Each task: " [x] Received '...'" then " [x] Done", nothing else.
-        assert len(body) % 2 == 0, w.describe()
+        assert len(body) % 2 == 0, "\n".join(x.describe() for x in workers)
         mine = []
         for got, done in zip(body[0::2], body[1::2]):
             m = re.fullmatch(r" \[x\] Received '(.*)'", got)

@@ -7,33 +7,11 @@ use warren_amqp_codec::methods::*;
 use warren_amqp_codec::{Method, ShortStr};
 use warren_core::{BrokerError, Consumer, Exchange, Queue, Result};
 
+use crate::confirms::Confirms;
 use crate::connection::ConnCtx;
 use crate::delivery::{ChannelShared, Unacked};
 use crate::publish::Content;
 use crate::tx::Tx;
-
-/// Publisher-confirm bookkeeping: sequence numbers are per channel from 1; settled ones
-/// are told to the client at the end of each read batch, each run of acks (or nacks) as
-/// one `multiple` frame.
-#[derive(Default)]
-pub(crate) struct Confirms {
-    pub next_seq: u64,
-    /// Settled but not yet sent, ascending: (sequence number, acked?).
-    pub settled: Vec<(u64, bool)>,
-}
-
-impl Confirms {
-    pub fn dirty(&self) -> bool {
-        !self.settled.is_empty()
-    }
-
-    /// Takes the next sequence number for a publish that settled at once.
-    pub fn settle_next(&mut self, ack: bool) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.settled.push((seq, ack));
-    }
-}
 
 pub(crate) struct Channel {
     pub id: u16,
@@ -44,6 +22,8 @@ pub(crate) struct Channel {
     pub content: Content,
     pub confirm: Option<Confirms>,
     pub tx: Option<Tx>,
+    /// A tx.commit waiting for this commit epoch before its commit-ok.
+    pub commit_waiting: Option<u64>,
     /// `basic.qos` global = false: the prefetch given to consumers created from now on.
     pub consumer_prefetch: u16,
     /// The queue most recently declared on this channel (the "" shortcut).
@@ -67,6 +47,7 @@ impl Channel {
             content: Content::Idle,
             confirm: None,
             tx: None,
+            commit_waiting: None,
             consumer_prefetch: 0,
             last_queue: None,
             exchange_cache: None,
@@ -132,10 +113,7 @@ impl Channel {
             ));
         }
         if self.confirm.is_none() {
-            self.confirm = Some(Confirms {
-                next_seq: 1,
-                settled: Vec::new(),
-            });
+            self.confirm = Some(Confirms::new());
         }
         if !m.nowait {
             self.send(ctx, ConfirmSelectOk {});
@@ -143,37 +121,15 @@ impl Channel {
         Ok(())
     }
 
-    /// Sends the confirms settled since the last flush.
-    pub fn flush_confirms(&mut self, ctx: &ConnCtx) {
+    /// Sends the confirms that can go out, given the last completed commit epoch.
+    pub fn flush_confirms(&mut self, ctx: &ConnCtx, done: u64) {
         let Some(c) = self.confirm.as_mut() else {
             return;
         };
-        if c.settled.is_empty() {
-            return;
-        }
         let id = self.id;
         ctx.out.write_deferred(|b| {
-            for run in c.settled.chunk_by(|a, b| a.1 == b.1) {
-                let (last, ack) = run[run.len() - 1];
-                let multiple = run.len() > 1;
-                let m: Method = if ack {
-                    BasicAck {
-                        delivery_tag: last,
-                        multiple,
-                    }
-                    .into()
-                } else {
-                    BasicNack {
-                        delivery_tag: last,
-                        multiple,
-                        requeue: false,
-                    }
-                    .into()
-                };
-                warren_amqp_codec::frame::write_method(b, id, &m);
-            }
+            c.flush(done, |m| warren_amqp_codec::frame::write_method(b, id, &m));
         });
-        c.settled.clear();
     }
 
     /// Forgets consumers whose queue was deleted under them.
@@ -236,10 +192,7 @@ pub(crate) fn settle_all(done: Vec<Unacked>, outcome: Outcome) {
     }
     for (q, envs) in by_queue {
         match outcome {
-            Outcome::Ack => {
-                let seqs: Vec<u64> = envs.iter().map(|e| e.seq).collect();
-                q.settle(&seqs, true);
-            }
+            Outcome::Ack => q.settle(&envs, true),
             Outcome::Reject => q.reject(envs),
             Outcome::Requeue => q.requeue(envs),
         }

@@ -16,6 +16,7 @@ use warren_amqp_codec::methods::*;
 use warren_amqp_codec::{reply, CodecError, Frame, Method};
 use warren_core::auth::User;
 use warren_core::{Broker, BrokerError, ConnectionId, VHost};
+use warren_store::committer::Committer;
 
 use crate::channel::Channel;
 use crate::handshake::{handshake, ClientCapabilities, HandshakeEnd};
@@ -37,6 +38,8 @@ pub(crate) enum Flow {
     /// The client closed the connection and has its close-ok: wait for it to close
     /// the socket.
     ClosedByClient,
+    /// A tx.commit waits for an fsync: stop reading until it is answered.
+    WaitSync,
 }
 
 /// How a batch of buffered frames ended.
@@ -47,6 +50,8 @@ enum Batch {
     ClosedByClient,
     /// A publish waits behind a resource alarm.
     Blocked,
+    /// A tx.commit waits for its fsync.
+    WaitSync,
 }
 
 /// An error while handling a frame, and its scope.
@@ -82,6 +87,8 @@ pub(crate) struct ConnCtx {
     pub out: Arc<Outbound>,
     pub frame_max: u32,
     pub caps: ClientCapabilities,
+    /// Group commit: confirms and tx.commit of persistent messages wait for its epochs.
+    pub committer: Arc<Committer>,
 }
 
 pub(crate) struct Connection {
@@ -90,8 +97,6 @@ pub(crate) struct Connection {
     channel_max: u16,
     /// We sent connection.close and wait for close-ok.
     closing: bool,
-    /// Channels whose publisher confirms must be flushed at the end of this read batch.
-    pub confirm_dirty: Vec<u16>,
 }
 
 /// Serves one accepted socket to the end.
@@ -162,11 +167,11 @@ pub async fn serve_connection(
             out: out.clone(),
             frame_max: opened.frame_max,
             caps: opened.capabilities,
+            committer: broker.storage.committer.clone(),
         },
         channels: HashMap::new(),
         channel_max: opened.channel_max,
         closing: false,
-        confirm_dirty: Vec::new(),
     };
     let reason = conn.run(&mut r, buf, heartbeat, &mut shutdown).await;
     tracing::info!(%peer, connection = id, reason, "connection closed");
@@ -269,6 +274,7 @@ impl Connection {
             Some(heartbeat * 2)
         };
         let mut alarms = self.ctx.broker.alarms.subscribe();
+        let mut synced = self.ctx.committer.subscribe();
         let mut close_deadline: Option<tokio::time::Instant> = None;
         // After a frame error that desynchronised the stream, nothing more is parsed.
         let mut desynced = false;
@@ -293,11 +299,24 @@ impl Connection {
                     }
                     continue;
                 }
+                Batch::WaitSync => {
+                    if !self.finish_commit(shutdown).await {
+                        return "shutdown while committing";
+                    }
+                    continue;
+                }
             }
 
+            let waiting = self.waiting_sync();
             let read = r.read_buf(&mut buf);
             let res = tokio::select! {
                 res = read => res,
+                // An fsync round completed: confirms waiting for it can go out.
+                _ = synced.changed(), if waiting => {
+                    self.flush_confirms();
+                    self.ctx.out.schedule();
+                    continue;
+                }
                 _ = shutdown.changed() => {
                     self.fail(AmqpError::connection(
                         reply::CONNECTION_FORCED,
@@ -361,6 +380,10 @@ impl Connection {
                 Ok(Flow::ClosedByClient) => {
                     self.ctx.out.schedule();
                     return Batch::ClosedByClient;
+                }
+                Ok(Flow::WaitSync) => {
+                    outcome = Batch::WaitSync;
+                    break;
                 }
                 Err(e) => {
                     if self.on_error(e) {
@@ -469,12 +492,7 @@ impl Connection {
                 if ch.closing {
                     return Ok(Flow::Continue);
                 }
-                if ch.content_frame(&self.ctx, f)?
-                    && ch.confirm.is_some()
-                    && !self.confirm_dirty.contains(&id)
-                {
-                    self.confirm_dirty.push(id);
-                }
+                ch.content_frame(&self.ctx, f)?;
                 Ok(Flow::Continue)
             }
         }
@@ -585,22 +603,52 @@ impl Connection {
                 }
                 ch.method(&self.ctx, m)
                     .map_err(|e| AmqpError::from_method(id, e, ids))?;
-                if ch.confirm.as_ref().is_some_and(|c| c.dirty())
-                    && !self.confirm_dirty.contains(&id)
-                {
-                    self.confirm_dirty.push(id);
+                if ch.commit_waiting.is_some() {
+                    return Ok(Flow::WaitSync);
                 }
                 Ok(Flow::Continue)
             }
         }
     }
 
+    /// Sends every publisher confirm that can go out now.
     fn flush_confirms(&mut self) {
-        for id in self.confirm_dirty.drain(..) {
-            if let Some(ch) = self.channels.get_mut(&id) {
-                ch.flush_confirms(&self.ctx);
+        let done = self.ctx.committer.done();
+        for ch in self.channels.values_mut() {
+            if ch.confirm.as_ref().is_some_and(|c| c.ready(done)) {
+                ch.flush_confirms(&self.ctx, done);
             }
         }
+    }
+
+    /// Whether a confirm or a commit-ok waits for an fsync.
+    fn waiting_sync(&self) -> bool {
+        self.channels
+            .values()
+            .any(|c| c.confirm.as_ref().is_some_and(|c| c.waiting()))
+    }
+
+    /// Waits for a tx.commit's persistent messages to reach the disk, then answers it.
+    async fn finish_commit(&mut self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let waiting: Vec<(u16, u64)> = self
+            .channels
+            .values()
+            .filter_map(|c| c.commit_waiting.map(|e| (c.id, e)))
+            .collect();
+        let mut done = self.ctx.committer.subscribe();
+        for (id, epoch) in waiting {
+            while *done.borrow_and_update() < epoch {
+                tokio::select! {
+                    r = done.changed() => if r.is_err() { return false },
+                    _ = shutdown.changed() => return false,
+                }
+            }
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.commit_waiting = None;
+                self.ctx.out.send(id, &TxCommitOk {}.into());
+            }
+        }
+        true
     }
 
     /// Applies an error. Returns true if the connection is now closing.

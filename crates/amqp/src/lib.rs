@@ -10,12 +10,14 @@
 //! - `channel`: per-channel state and the dispatch of channel methods to one file per
 //!   method class: `exchange`, `queue`, `basic` (consume, get, ack...), `publish`
 //!   (content assembly, routing, confirms, returns), `tx`.
+//! - `confirms`: publisher confirm numbering, and holding acks until their fsync.
 //! - `delivery`: the delivery sink queues write into, delivery tags, unacked messages.
 //! - `outbound`: the output buffer and writer task (batched writes, heartbeats,
 //!   back-pressure towards queues).
 
 mod basic;
 mod channel;
+mod confirms;
 mod connection;
 mod delivery;
 mod exchange;

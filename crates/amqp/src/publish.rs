@@ -12,6 +12,7 @@ use warren_amqp_codec::{reply, Frame, FrameType, PropertiesView, ShortStr};
 use warren_core::{BrokerError, Enqueued, Exchange, Message, Result};
 
 use crate::channel::Channel;
+use crate::confirms::Outcome as ConfirmOutcome;
 use crate::connection::{AmqpError, ConnCtx};
 
 /// A publish whose content is still arriving.
@@ -241,17 +242,19 @@ impl Channel {
             tx.publishes.push(publish);
             return Ok(());
         }
-        let accepted = self.route_and_enqueue(ctx, publish);
+        let outcome = self.route_and_enqueue(ctx, publish);
         if let Some(c) = self.confirm.as_mut() {
-            c.settle_next(accepted);
+            c.record(outcome);
         }
         Ok(())
     }
 
     /// Routes a message, returns it if mandatory and unroutable, enqueues it everywhere
-    /// else. False if a queue refused it (the publisher gets a nack).
-    pub(crate) fn route_and_enqueue(&mut self, ctx: &ConnCtx, p: Publish) -> bool {
-        let mut accepted = true;
+    /// else. The outcome is what its confirm will say: a nack if a queue refused it, an
+    /// ack after the fsync of the latest durable queue that stored it persistently.
+    pub(crate) fn route_and_enqueue(&mut self, ctx: &ConnCtx, p: Publish) -> ConfirmOutcome {
+        let mut rejected = false;
+        let mut sync: Option<u64> = None;
         let mut queues = std::mem::take(&mut self.route_buf);
         let raw = p.headers_raw;
         let mut headers = || {
@@ -281,11 +284,21 @@ impl Channel {
             }
         } else {
             for q in queues.drain(..) {
-                accepted &= q.publish(p.msg.clone()) == Enqueued::Accepted;
+                match q.publish(p.msg.clone()) {
+                    Enqueued::Accepted { sync: Some(e) } => {
+                        sync = Some(sync.map_or(e, |s| s.max(e)))
+                    }
+                    Enqueued::Accepted { sync: None } => {}
+                    Enqueued::Rejected => rejected = true,
+                }
             }
         }
         self.route_buf = queues;
-        accepted
+        match (rejected, sync) {
+            (true, _) => ConfirmOutcome::Nack,
+            (false, Some(e)) => ConfirmOutcome::AfterSync(e),
+            (false, None) => ConfirmOutcome::Ack,
+        }
     }
 }
 

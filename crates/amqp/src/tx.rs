@@ -5,6 +5,7 @@ use warren_amqp_codec::methods::*;
 use warren_core::{BrokerError, Result};
 
 use crate::channel::{Channel, Outcome};
+use crate::confirms::Outcome as ConfirmOutcome;
 use crate::connection::ConnCtx;
 use crate::delivery::Unacked;
 use crate::publish::Publish;
@@ -43,13 +44,20 @@ impl Channel {
             ));
         };
         let tx = std::mem::take(tx);
+        let mut sync: Option<u64> = None;
         for p in tx.publishes {
-            let _ = self.route_and_enqueue(ctx, p);
+            if let ConfirmOutcome::AfterSync(e) = self.route_and_enqueue(ctx, p) {
+                sync = Some(sync.map_or(e, |s| s.max(e)));
+            }
         }
         for (done, outcome) in tx.acks {
             self.settle(done, outcome);
         }
-        self.send(ctx, TxCommitOk {});
+        match sync {
+            // commit-ok only once the transaction's persistent messages are on disk.
+            Some(e) if e > ctx.committer.done() => self.commit_waiting = Some(e),
+            _ => self.send(ctx, TxCommitOk {}),
+        }
         Ok(())
     }
 

@@ -82,6 +82,18 @@ impl Users {
         );
     }
 
+    /// Adds a user whose password hash is already known (definitions, imports).
+    pub fn add_user_with_hash(&self, name: &str, password_hash: &str, tags: &[&str]) {
+        self.users.write().insert(
+            name.to_string(),
+            User {
+                name: name.to_string(),
+                password_hash: password_hash.to_string(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+            },
+        );
+    }
+
     pub fn set_permission(&self, user: &str, vhost: &str, p: Permission) {
         self.permissions
             .write()

@@ -1,6 +1,7 @@
 //! The broker: vhosts, users, resource alarms, and connection ids.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,8 +11,10 @@ use tokio::sync::watch;
 
 use crate::auth::{Permission, Users};
 use crate::scheduler::Scheduler;
+use crate::storage::Storage;
 use crate::vhost::VHost;
 use crate::ConnectionId;
+use warren_store::definitions::{Definitions, Op, PermissionDef, UserDef, VhostDef};
 
 /// Settings the core needs; protocol and listener settings live with the adapters.
 #[derive(Debug, Clone)]
@@ -22,6 +25,9 @@ pub struct BrokerConfig {
     pub default_vhost: String,
     /// Users allowed to log in from loopback addresses only (RabbitMQ: `loopback_users`).
     pub loopback_users: Vec<String>,
+    pub data_dir: PathBuf,
+    /// Size of a queue's segment files.
+    pub segment_size: u32,
 }
 
 impl Default for BrokerConfig {
@@ -32,6 +38,8 @@ impl Default for BrokerConfig {
             default_pass: "guest".into(),
             default_vhost: "/".into(),
             loopback_users: vec!["guest".into()],
+            data_dir: PathBuf::from("warren-data"),
+            segment_size: warren_store::segment::DEFAULT_SEGMENT_SIZE,
         }
     }
 }
@@ -113,45 +121,128 @@ pub struct Broker {
     pub alarms: Alarms,
     /// Message expiry timer; the binary runs [`Scheduler::run`].
     pub scheduler: Arc<Scheduler>,
+    pub storage: Arc<Storage>,
     pub started_at: Instant,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
 }
 
 impl Broker {
-    pub fn new(config: BrokerConfig) -> Arc<Broker> {
-        let b = Broker {
+    /// Opens the data directory and brings back what it holds: users, vhosts,
+    /// permissions, durable exchanges, queues with their messages, and bindings. A first
+    /// start creates the default user and vhost.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, String> {
+        let (storage, found) =
+            Storage::open(&config.data_dir, config.segment_size).map_err(|e| {
+                format!(
+                    "cannot open data directory {}: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+        let b = Arc::new(Broker {
             users: Users::default(),
             alarms: Alarms::new(),
             scheduler: Arc::new(Scheduler::default()),
+            storage,
             started_at: Instant::now(),
             vhosts: RwLock::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
             config,
-        };
-        let c = &b.config;
-        b.add_vhost(&c.default_vhost);
-        b.users
-            .add_user(&c.default_user, &c.default_pass, &["administrator"]);
-        b.users.set_permission(
-            &c.default_user,
-            &c.default_vhost,
-            Permission {
-                configure: ".*".into(),
-                write: ".*".into(),
-                read: ".*".into(),
-            },
-        );
-        b.users.set_loopback_users(c.loopback_users.clone());
-        Arc::new(b)
+        });
+        b.users.set_loopback_users(b.config.loopback_users.clone());
+        match found {
+            None => {
+                let c = &b.config;
+                b.add_vhost(&c.default_vhost);
+                b.add_user(&c.default_user, &c.default_pass, &["administrator"]);
+                b.set_permission(
+                    &c.default_user,
+                    &c.default_vhost,
+                    Permission {
+                        configure: ".*".into(),
+                        write: ".*".into(),
+                        read: ".*".into(),
+                    },
+                );
+            }
+            Some(defs) => b.restore(&defs),
+        }
+        Ok(b)
     }
 
-    pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
+    fn restore(&self, defs: &Definitions) {
+        let t = Instant::now();
+        for u in &defs.users {
+            let tags: Vec<&str> = u.tags.iter().map(String::as_str).collect();
+            self.users
+                .add_user_with_hash(&u.name, &u.password_hash, &tags);
+        }
+        for p in &defs.permissions {
+            self.users.set_permission(
+                &p.user,
+                &p.vhost,
+                Permission {
+                    configure: p.configure.clone(),
+                    write: p.write.clone(),
+                    read: p.read.clone(),
+                },
+            );
+        }
+        self.storage.remove_orphans(defs);
+        for v in &defs.vhosts {
+            let vhost = self.insert_vhost(&v.name);
+            vhost.restore(defs);
+        }
+        tracing::info!(
+            vhosts = defs.vhosts.len(),
+            queues = defs.queues.len(),
+            exchanges = defs.exchanges.len(),
+            bindings = defs.bindings.len(),
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "definitions and messages recovered"
+        );
+    }
+
+    fn insert_vhost(&self, name: &str) -> Arc<VHost> {
         self.vhosts
             .write()
             .entry(name.to_string())
-            .or_insert_with(|| VHost::new(name, self.scheduler.clone()))
+            .or_insert_with(|| VHost::new(name, self.scheduler.clone(), self.storage.clone()))
             .clone()
+    }
+
+    pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
+        let v = self.insert_vhost(name);
+        self.storage.journal(Op::PutVhost(VhostDef {
+            name: name.to_string(),
+            description: None,
+            tags: Vec::new(),
+        }));
+        v
+    }
+
+    pub fn add_user(&self, name: &str, password: &str, tags: &[&str]) {
+        self.users.add_user(name, password, tags);
+        if let Some(u) = self.users.get(name) {
+            self.storage.journal(Op::PutUser(UserDef {
+                name: u.name,
+                password_hash: u.password_hash,
+                hashing_algorithm: "rabbit_password_hashing_sha256".into(),
+                tags: u.tags,
+                limits: serde_json::json!({}),
+            }));
+        }
+    }
+
+    pub fn set_permission(&self, user: &str, vhost: &str, p: Permission) {
+        self.storage.journal(Op::PutPermission(PermissionDef {
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+            configure: p.configure.clone(),
+            write: p.write.clone(),
+            read: p.read.clone(),
+        }));
+        self.users.set_permission(user, vhost, p);
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
@@ -164,5 +255,10 @@ impl Broker {
 
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Makes everything durable (ack logs, pending syncs, a definitions snapshot).
+    pub fn shutdown(&self) {
+        self.storage.shutdown();
     }
 }

@@ -89,8 +89,20 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// Binding identity: destination, key, and arguments compared as RabbitMQ compares
+    /// values (integer widths do not matter, so bindings restored from definitions still
+    /// match the client's unbind).
     fn same(&self, dest: &Destination, key: &str, args: &FieldTable) -> bool {
-        self.destination == *dest && self.routing_key == key && self.arguments == *args
+        self.destination == *dest
+            && self.routing_key == key
+            && self.arguments.len() == args.len()
+            && self
+                .arguments
+                .iter()
+                .zip(args.iter())
+                .all(|((ka, va), (kb, vb))| {
+                    ka == kb && crate::args::same_class_and_value(Some(va), Some(vb))
+                })
     }
 }
 

@@ -14,6 +14,7 @@
 //!   [`headers`] the headers matcher.
 //! - [`queue`]: the queue state machine: ready messages (in a `warren-store` backend),
 //!   consumers, round-robin dispatch with priorities and credit.
+//! - [`storage`]: the data directory: queue stores, the definitions journal, recovery.
 //! - [`scheduler`]: the broker-wide timer that expires messages on time.
 //! - [`deadletter`]: dead-lettering with RabbitMQ's `x-death` history.
 //! - [`consumer`]: consumers, prefetch credit, and [`consumer::DeliverySink`], the one
@@ -30,6 +31,7 @@ pub mod exchange;
 pub mod headers;
 pub mod queue;
 pub mod scheduler;
+pub mod storage;
 pub mod topic;
 pub mod util;
 pub mod vhost;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, MutexGuard};
 use warren_amqp_codec::FieldTable;
-use warren_store::{Envelope, Message, QueueStore, SeqNo};
+use warren_store::{Envelope, Loc, Message, QueueStore, SeqNo};
 
 use crate::consumer::Consumer;
 use crate::deadletter::{DeadLetterTarget, Reason};
@@ -68,10 +68,15 @@ struct Inner {
     top_priority: i32,
     unacked: u64,
     had_consumers: bool,
-    /// (expires_at, seq) of ready messages that have a TTL: the earliest first.
-    expiries: BinaryHeap<Reverse<(u64, SeqNo)>>,
+    /// Ready messages whose own TTL is shorter than the queue's: (expires_at, seq, where).
+    /// Messages that expire by the queue's TTL do so in publish order, so the head check
+    /// covers them without an entry here.
+    expiries: BinaryHeap<Reverse<(u64, SeqNo, Loc)>>,
     /// The deadline the scheduler will wake us at, if any.
     wake_at: Option<u64>,
+    /// Whether any message may carry an expiry (a queue TTL, or a per-message one seen):
+    /// queues without spare the clock reads on the hot path.
+    has_ttl: bool,
     /// Messages that left without being consumed, to dead-letter after unlocking.
     expired: Vec<Envelope>,
     dropped: Vec<Envelope>,
@@ -80,8 +85,11 @@ struct Inner {
 /// Whether a queue took a published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
-    Accepted,
-    /// Refused by `x-overflow: reject-publish` (or `reject-publish-dlx`).
+    /// Taken. `sync` is the commit epoch after which it is on disk, for a persistent
+    /// message in a durable queue; a publisher confirm waits for it.
+    Accepted { sync: Option<u64> },
+    /// Refused by `x-overflow: reject-publish` (or `reject-publish-dlx`), or because
+    /// storage failed.
     Rejected,
 }
 
@@ -177,6 +185,10 @@ impl Queue {
             auto_delete,
             arguments,
         } = spec;
+        let message_ttl = arguments
+            .get("x-message-ttl")
+            .and_then(|v| v.as_i64())
+            .map(|n| n.max(0) as u64);
         Queue {
             name,
             vhost,
@@ -185,10 +197,7 @@ impl Queue {
             auto_delete,
             limits: Limits::from_arguments(&arguments),
             dead_letter: DeadLetterTarget::from_arguments(&arguments),
-            message_ttl: arguments
-                .get("x-message-ttl")
-                .and_then(|v| v.as_i64())
-                .map(|n| n.max(0) as u64),
+            message_ttl,
             vhost_ref,
             scheduler,
             arguments,
@@ -202,6 +211,7 @@ impl Queue {
                 had_consumers: false,
                 expiries: BinaryHeap::new(),
                 wake_at: None,
+                has_ttl: message_ttl.is_some(),
                 expired: Vec::new(),
                 dropped: Vec::new(),
             }),
@@ -235,7 +245,7 @@ impl Queue {
     pub fn publish(self: &Arc<Self>, msg: Arc<Message>) -> Enqueued {
         let mut inner = self.inner.lock();
         if self.is_deleted() {
-            return Enqueued::Accepted;
+            return Enqueued::Accepted { sync: None };
         }
         let limits = self.limits;
         if limits.overflow != Overflow::DropHead && limits.is_full(&*inner.store, msg.size()) {
@@ -246,26 +256,40 @@ impl Queue {
                     msg,
                     redelivered: false,
                     expires_at: None,
+                    loc: Loc::default(),
                 };
                 self.dead_letter(vec![env], Reason::Maxlen);
             }
             return Enqueued::Rejected;
         }
-        let ttl = match (self.message_ttl, msg.ttl) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let now = now_ms();
+        let expires_at = match (self.message_ttl, msg.ttl) {
+            (Some(q), Some(m)) => Some(now.saturating_add(q.min(m))),
+            (q, m) => q.or(m).map(|t| now.saturating_add(t)),
         };
-        let expires_at = ttl.map(|t| now_ms().saturating_add(t));
-        let seq = inner.store.push(msg, expires_at);
+        // A message whose own TTL is shorter than the queue's can expire out of order.
+        let out_of_order = msg
+            .ttl
+            .is_some_and(|m| self.message_ttl.is_none_or(|q| m < q));
+        let pushed = match inner.store.push(msg, expires_at) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(queue = %self.name, vhost = %self.vhost, error = %e, "cannot store a message; refusing it");
+                return Enqueued::Rejected;
+            }
+        };
         if let Some(at) = expires_at {
-            inner.expiries.push(Reverse((at, seq)));
+            inner.has_ttl = true;
+            if out_of_order {
+                inner.expiries.push(Reverse((at, pushed.seq, pushed.loc)));
+            }
         }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.dispatch_locked(&mut inner);
         if limits.overflow == Overflow::DropHead {
             while limits.is_over(&*inner.store) {
                 let Some(env) = inner.store.pop() else { break };
-                inner.store.settle(env.seq);
+                inner.store.settle(&env);
                 inner.dropped.push(env);
             }
         }
@@ -274,7 +298,22 @@ impl Queue {
             self.expire_locked(&mut inner, now_ms());
         }
         self.unlock(inner);
-        Enqueued::Accepted
+        Enqueued::Accepted { sync: pushed.sync }
+    }
+
+    /// Seeds expiry tracking with what the store recovered (a restarted durable queue).
+    pub(crate) fn after_recovery(self: &Arc<Self>) {
+        let mut inner = self.inner.lock();
+        let recovered = inner.store.recovered_expiries();
+        if recovered.is_empty() {
+            return;
+        }
+        inner.has_ttl = true;
+        for (at, seq, loc) in recovered {
+            inner.expiries.push(Reverse((at, seq, loc)));
+        }
+        self.expire_locked(&mut inner, now_ms());
+        self.unlock(inner);
     }
 
     /// Called by the scheduler at a deadline this queue asked for.
@@ -288,17 +327,23 @@ impl Queue {
     /// Moves every ready message whose TTL has passed to `expired`, wherever it is in
     /// the queue, and asks the scheduler to come back for the next one.
     fn expire_locked(self: &Arc<Self>, inner: &mut Inner, now: u64) {
-        while let Some(&Reverse((at, seq))) = inner.expiries.peek() {
+        while let Some(&Reverse((at, seq, loc))) = inner.expiries.peek() {
             if at > now {
                 break;
             }
             inner.expiries.pop();
-            if let Some(env) = inner.store.remove(seq) {
-                inner.store.settle(env.seq);
+            if let Some(env) = inner.store.remove(seq, loc) {
+                inner.store.settle(&env);
                 inner.expired.push(env);
             }
         }
-        if let Some(&Reverse((at, _))) = inner.expiries.peek() {
+        Self::expire_head(inner, now);
+        let head = inner.store.peek_expiry().flatten();
+        let next = [inner.expiries.peek().map(|Reverse((at, ..))| *at), head]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(at) = next {
             if inner.wake_at.is_none_or(|w| at < w) {
                 inner.wake_at = Some(at);
                 self.scheduler.schedule(at, self);
@@ -308,18 +353,17 @@ impl Queue {
 
     /// Expires what sits at the head of the queue, so dispatch and get never hand out a
     /// message whose TTL has passed even if the scheduler has not run yet.
-    fn expire_head(inner: &mut Inner) {
-        if inner.expiries.is_empty() {
+    fn expire_head(inner: &mut Inner, now: u64) {
+        if !inner.has_ttl {
             return;
         }
-        let now = now_ms();
         while inner
             .store
-            .peek()
-            .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
+            .peek_expiry()
+            .is_some_and(|e| e.is_some_and(|t| t <= now))
         {
             let env = inner.store.pop().expect("peeked");
-            inner.store.settle(env.seq);
+            inner.store.settle(&env);
             inner.expired.push(env);
         }
     }
@@ -334,7 +378,7 @@ impl Queue {
         {
             let mut inner = self.inner.lock();
             for e in &envs {
-                inner.store.settle(e.seq);
+                inner.store.settle(e);
             }
             inner.unacked = inner.unacked.saturating_sub(envs.len() as u64);
             self.dispatch_locked(&mut inner);
@@ -355,15 +399,16 @@ impl Queue {
         if inner.consumers.is_empty() {
             return;
         }
-        Self::expire_head(inner);
+        let now = if inner.has_ttl { now_ms() } else { 0 };
+        Self::expire_head(inner, now);
         let Inner {
             store,
             consumers,
             cursor,
             top_priority,
             unacked,
-            expiries,
             expired,
+            has_ttl,
             ..
         } = inner;
         let n = consumers.len();
@@ -381,22 +426,24 @@ impl Queue {
             }
             let Some((i, _)) = best else { break };
             let c = &consumers[i];
-            let env = store.pop().expect("ready_count > 0");
-            if !expiries.is_empty() && env.expires_at.is_some_and(|t| t <= now_ms()) {
-                store.settle(env.seq);
+            let Some(env) = store.pop() else { break };
+            if *has_ttl && env.expires_at.is_some_and(|t| t <= now) {
+                store.settle(&env);
                 expired.push(env);
                 continue;
             }
-            let seq = env.seq;
             let redelivered = env.redelivered;
             if !c.no_ack {
                 c.credit.take();
                 c.channel_credit.take();
             }
+            // A no-ack delivery is settled once the sink has it; the envelope itself
+            // moves into the sink.
+            let settle_after = c.no_ack.then(|| env.clone());
             match c.sink.deliver(c, self, env) {
                 Ok(()) => {
-                    if c.no_ack {
-                        store.settle(seq);
+                    if let Some(done) = settle_after {
+                        store.settle(&done);
                         self.counters
                             .delivered_no_ack
                             .fetch_add(1, Ordering::Relaxed);
@@ -423,13 +470,14 @@ impl Queue {
     /// left ready.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Envelope, u64)> {
         let mut inner = self.inner.lock();
-        Self::expire_head(&mut inner);
+        let now = if inner.has_ttl { now_ms() } else { 0 };
+        Self::expire_head(&mut inner, now);
         let Some(env) = inner.store.pop() else {
             self.unlock(inner);
             return None;
         };
         if no_ack {
-            inner.store.settle(env.seq);
+            inner.store.settle(&env);
             self.counters.get_no_ack.fetch_add(1, Ordering::Relaxed);
         } else {
             inner.unacked += 1;
@@ -445,16 +493,16 @@ impl Queue {
 
     /// Outstanding deliveries are done with (acked, or rejected without requeue); the
     /// credit that freed is used to dispatch more.
-    pub fn settle(self: &Arc<Self>, seqs: &[SeqNo], acked: bool) {
+    pub fn settle(self: &Arc<Self>, envs: &[Envelope], acked: bool) {
         let mut inner = self.inner.lock();
-        for &s in seqs {
-            inner.store.settle(s);
+        for e in envs {
+            inner.store.settle(e);
         }
-        inner.unacked = inner.unacked.saturating_sub(seqs.len() as u64);
+        inner.unacked = inner.unacked.saturating_sub(envs.len() as u64);
         if acked {
             self.counters
                 .acked
-                .fetch_add(seqs.len() as u64, Ordering::Relaxed);
+                .fetch_add(envs.len() as u64, Ordering::Relaxed);
         }
         self.dispatch_locked(&mut inner);
         self.unlock(inner);
@@ -465,23 +513,24 @@ impl Queue {
     pub fn requeue(self: &Arc<Self>, envs: impl IntoIterator<Item = Envelope>) {
         let mut inner = self.inner.lock();
         let deleted = self.is_deleted();
-        let mut earliest: Option<u64> = None;
+        let mut any_ttl = false;
         for mut env in envs {
             inner.unacked = inner.unacked.saturating_sub(1);
             if deleted {
-                inner.store.settle(env.seq);
+                inner.store.settle(&env);
             } else {
                 env.redelivered = true;
                 if let Some(at) = env.expires_at {
-                    inner.expiries.push(Reverse((at, env.seq)));
-                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                    // A requeued message sits ahead of the others whatever its expiry.
+                    inner.expiries.push(Reverse((at, env.seq, env.loc)));
+                    any_ttl = true;
                 }
                 inner.store.requeue(env);
             }
         }
         if !deleted {
             self.dispatch_locked(&mut inner);
-            if earliest.is_some() {
+            if any_ttl {
                 self.expire_locked(&mut inner, now_ms());
             }
         }
@@ -576,6 +625,7 @@ impl Queue {
         }
         self.deleted.store(true, Ordering::Release);
         let n = inner.store.purge();
+        inner.store.destroy();
         let consumers = std::mem::take(&mut inner.consumers);
         Ok((n, consumers))
     }

@@ -11,7 +11,8 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use warren_amqp_codec::FieldTable;
-use warren_store::memory::MemoryQueueStore;
+use warren_store::definitions::{Definitions, Op};
+use warren_store::json::json_to_table_typed;
 
 use crate::args::{assert_equivalent, validate_queue_args, EQUIVALENT_QUEUE_ARGS};
 use crate::consumer::Consumer;
@@ -19,6 +20,7 @@ use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind};
 use crate::queue::{ConsumerRemoved, Queue, QueueSpec};
 use crate::scheduler::Scheduler;
+use crate::storage::{binding_def, binding_is_durable, exchange_def, queue_def, Storage};
 use crate::util::generated_name;
 use crate::ConnectionId;
 
@@ -62,6 +64,7 @@ pub struct VHost {
     /// Handed to queues, which route their dead letters through their vhost.
     self_ref: Weak<VHost>,
     scheduler: Arc<Scheduler>,
+    storage: Arc<Storage>,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     topology: Mutex<()>,
@@ -81,11 +84,16 @@ fn inequivalent(
 }
 
 impl VHost {
-    pub fn new(name: &str, scheduler: Arc<Scheduler>) -> Arc<VHost> {
-        Arc::new_cyclic(|w| VHost::build(name, w.clone(), scheduler))
+    pub fn new(name: &str, scheduler: Arc<Scheduler>, storage: Arc<Storage>) -> Arc<VHost> {
+        Arc::new_cyclic(|w| VHost::build(name, w.clone(), scheduler, storage))
     }
 
-    fn build(name: &str, self_ref: Weak<VHost>, scheduler: Arc<Scheduler>) -> VHost {
+    fn build(
+        name: &str,
+        self_ref: Weak<VHost>,
+        scheduler: Arc<Scheduler>,
+        storage: Arc<Storage>,
+    ) -> VHost {
         let mut exchanges = HashMap::new();
         exchanges.insert(
             String::new(),
@@ -117,6 +125,7 @@ impl VHost {
             name: name.to_string(),
             self_ref,
             scheduler,
+            storage,
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             topology: Mutex::new(()),
@@ -190,6 +199,9 @@ impl VHost {
             d.arguments.clone(),
         ));
         self.exchanges.write().insert(d.name.clone(), e.clone());
+        if e.durable {
+            self.storage.journal(Op::PutExchange(exchange_def(&e)));
+        }
         Ok(e)
     }
 
@@ -264,6 +276,13 @@ impl VHost {
     fn remove_exchange_locked(&self, e: &Arc<Exchange>) {
         self.exchanges.write().remove(&e.name);
         e.mark_deleted();
+        if e.durable {
+            // The definitions drop the exchange's bindings, both ways, with it.
+            self.storage.journal(Op::DeleteExchange {
+                vhost: self.name.clone(),
+                name: e.name.clone(),
+            });
+        }
         let dest = Destination::Exchange(e.clone());
         let sources: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
         let mut emptied = Vec::new();
@@ -318,22 +337,40 @@ impl VHost {
             d.exclusive,
             d.auto_delete,
         )?;
+        let q = self.create_queue(QueueSpec {
+            vhost: self.name.clone(),
+            name,
+            // As RabbitMQ: an exclusive queue is never durable.
+            durable: d.durable && !d.exclusive,
+            exclusive_owner: d.exclusive.then_some(connection),
+            auto_delete: d.auto_delete,
+            arguments: d.arguments.clone(),
+        })?;
+        if q.durable {
+            self.storage.journal(Op::PutQueue(queue_def(&q)));
+        }
+        Ok((q, 0, 0))
+    }
+
+    /// Builds a queue on its store (recovering a durable queue's messages) and adds it.
+    fn create_queue(&self, spec: QueueSpec) -> Result<Arc<Queue>> {
+        let store = self
+            .storage
+            .queue_store(&spec.vhost, &spec.name, spec.durable)
+            .map_err(|e| {
+                tracing::error!(queue = %spec.name, vhost = %spec.vhost, error = %e, "cannot open queue storage");
+                BrokerError::internal(format!("cannot open storage for queue '{}': {e}", spec.name))
+            })?;
+        let name = spec.name.clone();
         let q = Arc::new(Queue::new(
-            QueueSpec {
-                vhost: self.name.clone(),
-                name: name.clone(),
-                // As RabbitMQ: an exclusive queue is never durable.
-                durable: d.durable && !d.exclusive,
-                exclusive_owner: d.exclusive.then_some(connection),
-                auto_delete: d.auto_delete,
-                arguments: d.arguments.clone(),
-            },
-            Box::new(MemoryQueueStore::new()),
+            spec,
+            store,
             self.self_ref.clone(),
             self.scheduler.clone(),
         ));
+        q.after_recovery();
         self.queues.write().insert(name, q.clone());
-        Ok((q, 0, 0))
+        Ok(q)
     }
 
     fn assert_queue_equivalent(
@@ -395,6 +432,13 @@ impl VHost {
     fn delete_queue_locked(&self, q: &Arc<Queue>, if_unused: bool, if_empty: bool) -> Result<u64> {
         let (n, consumers) = q.delete(if_unused, if_empty)?;
         self.queues.write().remove(&q.name);
+        if q.durable {
+            // The definitions drop the queue's bindings with it.
+            self.storage.journal(Op::DeleteQueue {
+                vhost: self.name.clone(),
+                name: q.name.clone(),
+            });
+        }
         let dest = Destination::Queue(q.clone());
         let sources: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
         for s in sources {
@@ -465,7 +509,7 @@ impl VHost {
         let e = self.exchange(exchange)?;
         let q = self.queue(queue, connection)?;
         validate_binding(&e, arguments)?;
-        e.add_binding(Destination::Queue(q), routing_key, sorted(arguments));
+        self.add_binding_locked(&e, Destination::Queue(q), routing_key, sorted(arguments));
         Ok(())
     }
 
@@ -490,12 +534,7 @@ impl VHost {
             Err(err) if err.code == warren_amqp_codec::reply::NOT_FOUND => return Ok(()),
             Err(err) => return Err(err),
         };
-        if e.remove_binding(&Destination::Queue(q), routing_key, &sorted(arguments))
-            && e.auto_delete
-            && e.binding_count() == 0
-        {
-            self.remove_exchange_locked(&e);
-        }
+        self.remove_binding_locked(&e, &Destination::Queue(q), routing_key, &sorted(arguments));
         Ok(())
     }
 
@@ -513,7 +552,7 @@ impl VHost {
         let s = self.exchange(source)?;
         let d = self.exchange(destination)?;
         validate_binding(&s, arguments)?;
-        s.add_binding(Destination::Exchange(d), routing_key, sorted(arguments));
+        self.add_binding_locked(&s, Destination::Exchange(d), routing_key, sorted(arguments));
         Ok(())
     }
 
@@ -531,13 +570,125 @@ impl VHost {
         let (Ok(s), Ok(d)) = (self.exchange(source), self.exchange(destination)) else {
             return Ok(());
         };
-        if s.remove_binding(&Destination::Exchange(d), routing_key, &sorted(arguments))
-            && s.auto_delete
-            && s.binding_count() == 0
-        {
-            self.remove_exchange_locked(&s);
-        }
+        self.remove_binding_locked(
+            &s,
+            &Destination::Exchange(d),
+            routing_key,
+            &sorted(arguments),
+        );
         Ok(())
+    }
+
+    fn add_binding_locked(
+        &self,
+        source: &Arc<Exchange>,
+        dest: Destination,
+        routing_key: &str,
+        args: FieldTable,
+    ) {
+        let def = binding_is_durable(source, &dest)
+            .then(|| binding_def(source, &dest, routing_key, &args));
+        if source.add_binding(dest, routing_key, args) {
+            if let Some(d) = def {
+                self.storage.journal(Op::PutBinding(d));
+            }
+        }
+    }
+
+    /// Removes a binding; an auto-delete source left without bindings goes too.
+    fn remove_binding_locked(
+        &self,
+        source: &Arc<Exchange>,
+        dest: &Destination,
+        routing_key: &str,
+        args: &FieldTable,
+    ) {
+        if !source.remove_binding(dest, routing_key, args) {
+            return;
+        }
+        if binding_is_durable(source, dest) {
+            self.storage.journal(Op::DeleteBinding(binding_def(
+                source,
+                dest,
+                routing_key,
+                args,
+            )));
+        }
+        if source.auto_delete && source.binding_count() == 0 {
+            self.remove_exchange_locked(source);
+        }
+    }
+
+    // ----- recovery ------------------------------------------------------------------
+
+    /// Recreates this vhost's durable exchanges, queues (with their messages) and
+    /// bindings from the definitions, without journaling them again.
+    pub fn restore(&self, defs: &Definitions) {
+        let _t = self.topology.lock();
+        for x in defs.exchanges.iter().filter(|x| x.vhost == self.name) {
+            let Some(kind) = ExchangeKind::parse(&x.kind) else {
+                tracing::warn!(exchange = %x.name, kind = %x.kind, "skipping an exchange of unknown type");
+                continue;
+            };
+            if self.exchanges.read().contains_key(&x.name) {
+                continue;
+            }
+            let e = Exchange::new(
+                &self.name,
+                &x.name,
+                kind,
+                x.durable,
+                x.auto_delete,
+                x.internal,
+                json_to_table_typed(&x.arguments, x.argument_types.as_ref()),
+            );
+            self.exchanges.write().insert(x.name.clone(), Arc::new(e));
+        }
+        for q in defs.queues.iter().filter(|q| q.vhost == self.name) {
+            let spec = QueueSpec {
+                vhost: self.name.clone(),
+                name: q.name.clone(),
+                durable: q.durable,
+                exclusive_owner: None,
+                auto_delete: q.auto_delete,
+                arguments: json_to_table_typed(&q.arguments, q.argument_types.as_ref()),
+            };
+            match self.create_queue(spec) {
+                Ok(queue) => {
+                    let st = queue.stats();
+                    tracing::info!(queue = %q.name, vhost = %self.name, messages = st.ready, "queue recovered");
+                }
+                Err(e) => tracing::error!(queue = %q.name, error = %e, "queue not recovered"),
+            }
+        }
+        for b in defs.bindings.iter().filter(|b| b.vhost == self.name) {
+            let Ok(source) = self.exchange(&b.source) else {
+                continue;
+            };
+            let dest = match b.destination_type.as_str() {
+                "queue" => self
+                    .queues
+                    .read()
+                    .get(&b.destination)
+                    .cloned()
+                    .map(Destination::Queue),
+                _ => self
+                    .exchanges
+                    .read()
+                    .get(&b.destination)
+                    .cloned()
+                    .map(Destination::Exchange),
+            };
+            let Some(dest) = dest else { continue };
+            source.add_binding(
+                dest,
+                &b.routing_key,
+                sorted(&json_to_table_typed(
+                    &b.arguments,
+                    b.argument_types.as_ref(),
+                )),
+            );
+        }
     }
 
     // ----- routing -------------------------------------------------------------------

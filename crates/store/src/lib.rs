@@ -6,10 +6,20 @@
 //!   message format (as in RabbitMQ); other protocols convert at their edge.
 //! - [`QueueStore`]: what a queue needs from storage: append, take the next ready message,
 //!   settle, requeue, purge. The queue state machine in `warren-core` calls only this.
-//! - [`memory`]: the in-memory backend. The disk backend (segments, acks, recovery) fills in
-//!   the same interface.
+//! - [`disk`]: the disk-first backend every queue uses: records in [`segment`] files, an
+//!   [`acklog`] per durable queue, recovery after a restart or crash.
+//! - [`committer`]: group commit: one fsync per file per round covers every persistent
+//!   publish that arrived meanwhile; confirms wait for their round.
+//! - [`definitions`]: the durable topology in RabbitMQ's definitions JSON format.
+//! - [`memory`]: an in-memory backend (unit tests, and a reference for the interface).
 
+pub mod acklog;
+pub mod committer;
+pub mod definitions;
+pub mod disk;
+pub mod json;
 pub mod memory;
+pub mod segment;
 
 use std::sync::Arc;
 
@@ -60,6 +70,15 @@ impl Message {
     }
 }
 
+/// Where a message sits in its queue's store (opaque to the queue).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Loc {
+    pub seg: u32,
+    pub idx: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
 /// A message as a queue holds it.
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -68,6 +87,17 @@ pub struct Envelope {
     pub redelivered: bool,
     /// When the message expires in this queue (ms since the Unix epoch).
     pub expires_at: Option<u64>,
+    pub loc: Loc,
+}
+
+/// What storing a message gave.
+#[derive(Debug, Clone, Copy)]
+pub struct Pushed {
+    pub seq: SeqNo,
+    pub loc: Loc,
+    /// For a persistent message in a durable queue: the commit epoch after which it is on
+    /// disk (see [`committer`]). Confirms for it wait for that epoch.
+    pub sync: Option<u64>,
 }
 
 /// Storage for one queue's messages.
@@ -75,21 +105,29 @@ pub struct Envelope {
 /// Ready messages come out in sequence order; a requeued message goes back to its place by
 /// sequence number (in front of everything published after it), as RabbitMQ does.
 pub trait QueueStore: Send {
-    /// Appends a message and returns its sequence number.
-    fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> SeqNo;
+    /// Appends a message. Fails only when storage itself fails (a full disk).
+    fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> std::io::Result<Pushed>;
     /// Takes the next ready message; it is then outstanding until settled or requeued.
     fn pop(&mut self) -> Option<Envelope>;
-    /// The next ready message, left in place.
-    fn peek(&self) -> Option<&Envelope>;
+    /// The expiry of the next ready message: `None` if there is none, `Some(None)` if it
+    /// has no TTL.
+    fn peek_expiry(&mut self) -> Option<Option<u64>>;
     /// Takes a ready message out of the middle (it expired); None if it is not ready.
-    fn remove(&mut self, seq: SeqNo) -> Option<Envelope>;
-    /// An outstanding message is done with (acked, or dropped).
-    fn settle(&mut self, seq: SeqNo);
-    /// An outstanding message goes back to the ready messages, marked redelivered.
+    fn remove(&mut self, seq: SeqNo, loc: Loc) -> Option<Envelope>;
+    /// A message is done with (acked, dropped, expired, dead-lettered).
+    fn settle(&mut self, env: &Envelope);
+    /// An outstanding message goes back to the ready messages (the queue sets
+    /// `redelivered`).
     fn requeue(&mut self, env: Envelope);
     /// Drops every ready message; returns how many there were.
     fn purge(&mut self) -> u64;
     fn ready_count(&self) -> u64;
     /// Sum of ready message body sizes.
     fn ready_bytes(&self) -> u64;
+    /// Expiries of the ready messages found at recovery: (expires_at, seq, loc).
+    fn recovered_expiries(&mut self) -> Vec<(u64, SeqNo, Loc)> {
+        Vec::new()
+    }
+    /// The queue is deleted: remove what the store keeps on disk.
+    fn destroy(&mut self) {}
 }

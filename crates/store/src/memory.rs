@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::{Envelope, Message, QueueStore, SeqNo};
+use crate::{Envelope, Loc, Message, Pushed, QueueStore, SeqNo};
 
 #[derive(Default)]
 pub struct MemoryQueueStore {
@@ -19,7 +19,7 @@ impl MemoryQueueStore {
 }
 
 impl QueueStore for MemoryQueueStore {
-    fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> SeqNo {
+    fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> std::io::Result<Pushed> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.ready_bytes += msg.size();
@@ -28,8 +28,13 @@ impl QueueStore for MemoryQueueStore {
             msg,
             redelivered: false,
             expires_at,
+            loc: Loc::default(),
         });
-        seq
+        Ok(Pushed {
+            seq,
+            loc: Loc::default(),
+            sync: None,
+        })
     }
 
     fn pop(&mut self) -> Option<Envelope> {
@@ -38,21 +43,20 @@ impl QueueStore for MemoryQueueStore {
         Some(env)
     }
 
-    fn peek(&self) -> Option<&Envelope> {
-        self.ready.front()
+    fn peek_expiry(&mut self) -> Option<Option<u64>> {
+        self.ready.front().map(|e| e.expires_at)
     }
 
-    fn remove(&mut self, seq: SeqNo) -> Option<Envelope> {
+    fn remove(&mut self, seq: SeqNo, _loc: Loc) -> Option<Envelope> {
         let i = self.ready.binary_search_by_key(&seq, |e| e.seq).ok()?;
         let env = self.ready.remove(i)?;
         self.ready_bytes -= env.msg.size();
         Some(env)
     }
 
-    fn settle(&mut self, _seq: SeqNo) {}
+    fn settle(&mut self, _env: &Envelope) {}
 
-    fn requeue(&mut self, mut env: Envelope) {
-        env.redelivered = true;
+    fn requeue(&mut self, env: Envelope) {
         self.ready_bytes += env.msg.size();
         // Requeued messages are older than any ready one in the common case, so this is
         // a push at (or near) the front.
@@ -96,11 +100,14 @@ mod tests {
     fn requeued_messages_return_to_their_place() {
         let mut s = MemoryQueueStore::new();
         for b in [&b"a"[..], b"b", b"c", b"d"] {
-            s.push(msg(b), None);
+            s.push(msg(b), None).unwrap();
         }
         let a = s.pop().unwrap();
         let b = s.pop().unwrap();
-        let c = s.pop().unwrap();
+        let mut c = s.pop().unwrap();
+        let mut a = a;
+        c.redelivered = true;
+        a.redelivered = true;
         s.requeue(c);
         s.requeue(a);
         let order: Vec<_> = std::iter::from_fn(|| s.pop())
@@ -114,7 +121,7 @@ mod tests {
                 (Bytes::from_static(b"d"), false)
             ]
         );
-        s.settle(b.seq);
+        s.settle(&b);
         assert_eq!(s.ready_bytes(), 0);
     }
 }

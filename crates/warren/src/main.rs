@@ -42,6 +42,9 @@ struct Args {
     /// RabbitMQ's notation (50MB, 1GB, 2GiB, or bytes).
     #[arg(long, env = "WARREN_DISK_FREE_LIMIT", default_value = "50MB", value_parser = size::parse_size)]
     disk_free_limit: u64,
+    /// Size of each queue segment file (messages are appended to these).
+    #[arg(long, env = "WARREN_SEGMENT_SIZE", default_value = "8MiB", value_parser = parse_segment_size)]
+    segment_size: u32,
     /// Node name shown to clients and in the management API.
     #[arg(long, env = "WARREN_NODE_NAME")]
     node_name: Option<String>,
@@ -67,6 +70,14 @@ fn main() {
         tracing::error!("{e}");
         std::process::exit(1);
     }
+}
+
+fn parse_segment_size(s: &str) -> Result<u32, String> {
+    let n = size::parse_size(s)?;
+    if !(4096..=1 << 30).contains(&n) {
+        return Err(format!("segment size {n} must be between 4KiB and 1GiB"));
+    }
+    Ok(n as u32)
 }
 
 fn hostname() -> String {
@@ -99,10 +110,12 @@ async fn run(args: Args) -> Result<(), String> {
         .node_name
         .clone()
         .unwrap_or_else(|| format!("warren@{}", hostname()));
-    let broker = Broker::new(BrokerConfig {
+    let broker = Broker::open(BrokerConfig {
         node_name: node_name.clone(),
+        data_dir: args.data_dir.clone(),
+        segment_size: args.segment_size,
         ..Default::default()
-    });
+    })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let amqp = bind(args.bind, args.amqp_port, "AMQP 0-9-1").await?;
@@ -159,6 +172,10 @@ async fn run(args: Args) -> Result<(), String> {
     }
     disk.abort();
     scheduler.abort();
+    // Ack logs written, pending fsyncs done, definitions snapshotted.
+    tokio::task::spawn_blocking(move || broker.shutdown())
+        .await
+        .map_err(|e| format!("shutdown: {e}"))?;
     tracing::info!("stopped");
     Ok(())
 }

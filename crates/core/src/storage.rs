@@ -1,0 +1,222 @@
+//! Where the broker keeps things on disk, and the translation between the broker's
+//! objects and the durable definitions.
+//!
+//! Layout under the data directory:
+//! ```text
+//! definitions.json, definitions.journal   durable topology (RabbitMQ's format)
+//! queues/<hash>/                          one durable queue: NNNNNNNN.seg, acks, meta.json
+//! transient/<n>/                          non-durable queues' segments, wiped at start
+//! ```
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use warren_amqp_codec::FieldTable;
+use warren_store::acklog::Flusher;
+use warren_store::committer::Committer;
+use warren_store::definitions::{
+    BindingDef, Definitions, DefinitionsStore, ExchangeDef, Op, QueueDef,
+};
+use warren_store::disk::{DiskOptions, DiskQueueStore};
+use warren_store::json::{table_to_json, table_types};
+use warren_store::QueueStore;
+
+use crate::exchange::{Destination, Exchange};
+use crate::queue::Queue;
+
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub segment_size: u32,
+    pub committer: Arc<Committer>,
+    pub flusher: Arc<Flusher>,
+    pub defs: DefinitionsStore,
+    next_transient: AtomicU64,
+    /// The last run did not end with a clean shutdown.
+    pub after_crash: bool,
+}
+
+/// Present while the broker is stopped cleanly; removed at start.
+const CLEAN_MARKER: &str = "clean-shutdown";
+
+fn hex_hash(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Storage {
+    /// Opens the data directory; returns the durable definitions found there (`None` on a
+    /// first start).
+    pub fn open(
+        data_dir: &Path,
+        segment_size: u32,
+    ) -> io::Result<(Arc<Storage>, Option<Definitions>)> {
+        fs::create_dir_all(data_dir)?;
+        let transient = data_dir.join("transient");
+        if transient.exists() {
+            fs::remove_dir_all(&transient)?;
+        }
+        fs::create_dir_all(&transient)?;
+        fs::create_dir_all(data_dir.join("queues"))?;
+        let marker = data_dir.join(CLEAN_MARKER);
+        let first_start = !data_dir.join("definitions.json").exists();
+        let after_crash = !first_start && !marker.exists();
+        if marker.exists() {
+            fs::remove_file(&marker)?;
+        }
+        if after_crash {
+            tracing::warn!(dir = %data_dir.display(), "the broker did not stop cleanly last time: recovering");
+        }
+        let committer = Committer::start();
+        let flusher = Flusher::start(Duration::from_millis(20));
+        let (defs, found) = DefinitionsStore::open(data_dir, committer.clone())?;
+        Ok((
+            Arc::new(Storage {
+                data_dir: data_dir.to_path_buf(),
+                segment_size,
+                committer,
+                flusher,
+                defs,
+                next_transient: AtomicU64::new(1),
+                after_crash,
+            }),
+            found,
+        ))
+    }
+
+    pub fn durable_queue_dir(&self, vhost: &str, name: &str) -> PathBuf {
+        self.data_dir.join("queues").join(hex_hash(&[vhost, name]))
+    }
+
+    /// Opens the store for a queue: a durable one recovers what its directory holds.
+    pub fn queue_store(
+        &self,
+        vhost: &str,
+        name: &str,
+        durable: bool,
+    ) -> io::Result<Box<dyn QueueStore>> {
+        let dir = if durable {
+            self.durable_queue_dir(vhost, name)
+        } else {
+            let n = self.next_transient.fetch_add(1, Ordering::Relaxed);
+            self.data_dir.join("transient").join(n.to_string())
+        };
+        let store = DiskQueueStore::open(
+            &dir,
+            DiskOptions {
+                segment_size: self.segment_size,
+                durable,
+                committer: durable.then(|| self.committer.clone()),
+                flusher: durable.then(|| self.flusher.clone()),
+                after_crash: self.after_crash,
+            },
+        )?;
+        if durable {
+            let meta = serde_json::json!({"vhost": vhost, "name": name});
+            fs::write(dir.join("meta.json"), meta.to_string())?;
+        }
+        Ok(Box::new(store))
+    }
+
+    /// Removes durable queue directories no definition refers to (left by a queue
+    /// deleted while the broker was down, or by a crash between the two steps).
+    pub fn remove_orphans(&self, defs: &Definitions) {
+        let keep: std::collections::HashSet<String> = defs
+            .queues
+            .iter()
+            .map(|q| hex_hash(&[&q.vhost, &q.name]))
+            .collect();
+        let Ok(entries) = fs::read_dir(self.data_dir.join("queues")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                tracing::warn!(dir = %e.path().display(), "removing the files of a queue that no longer exists");
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// Records a durable topology change. A failure is logged: the change stands in
+    /// memory, and the error surfaces again at the next write.
+    pub fn journal(&self, op: Op) {
+        if let Err(e) = self.defs.append(op) {
+            tracing::error!(error = %e, "cannot write the definitions journal");
+        }
+    }
+
+    /// Makes everything durable before the process exits.
+    pub fn shutdown(&self) {
+        self.flusher.flush_all();
+        self.committer.stop();
+        if let Err(e) = self.defs.compact() {
+            tracing::error!(error = %e, "cannot write the definitions snapshot");
+            return;
+        }
+        if let Err(e) = fs::write(self.data_dir.join(CLEAN_MARKER), b"") {
+            tracing::error!(error = %e, "cannot mark the clean shutdown");
+        }
+    }
+}
+
+pub fn queue_def(q: &Queue) -> QueueDef {
+    QueueDef {
+        name: q.name.clone(),
+        vhost: q.vhost.clone(),
+        durable: q.durable,
+        auto_delete: q.auto_delete,
+        arguments: table_to_json(&q.arguments),
+        argument_types: table_types(&q.arguments),
+    }
+}
+
+pub fn exchange_def(e: &Exchange) -> ExchangeDef {
+    ExchangeDef {
+        name: e.name.clone(),
+        vhost: e.vhost.clone(),
+        kind: e.kind.as_str().into(),
+        durable: e.durable,
+        auto_delete: e.auto_delete,
+        internal: e.internal,
+        arguments: table_to_json(&e.arguments),
+        argument_types: table_types(&e.arguments),
+    }
+}
+
+pub fn binding_def(
+    source: &Exchange,
+    dest: &Destination,
+    routing_key: &str,
+    args: &FieldTable,
+) -> BindingDef {
+    BindingDef {
+        source: source.name.clone(),
+        vhost: source.vhost.clone(),
+        destination: dest.name().to_string(),
+        destination_type: dest.kind().into(),
+        routing_key: routing_key.into(),
+        arguments: table_to_json(args),
+        argument_types: table_types(args),
+    }
+}
+
+/// A binding is durable when both its ends are (as in RabbitMQ).
+pub fn binding_is_durable(source: &Exchange, dest: &Destination) -> bool {
+    source.durable
+        && match dest {
+            Destination::Queue(q) => q.durable,
+            Destination::Exchange(e) => e.durable,
+        }
+}
