@@ -41,6 +41,7 @@ from durability_helpers import (
     ConfirmTracker,
     Content,
     RawConn,
+    RestartableWarren,
     drain,
     killable,  # noqa: F401  (fixture)
     private_warren,  # noqa: F401  (fixture)
@@ -605,3 +606,32 @@ def test_confirm_and_commit_ok_only_after_fsync(private_warren, uniq, tmp_path):
                 if syscall_name((LINE.match(l).group(2) if LINE.match(l) else l))
                 in SYNC_CALLS and "<unfinished" not in l)
     assert 0 < syncs <= n // 10, f"{syncs} sync calls for {n} confirms in flight: not grouped"
+
+
+def test_sync_topology_replies_only_after_fsync(broker, tmp_path, uniq):
+    """--sync-topology: a durable queue's declare-ok goes out only after the definitions
+    journal line naming it has been fsynced."""
+    if broker.is_reference:
+        pytest.skip("Warren option")
+    if shutil.which("strace") is None:
+        pytest.skip("strace not installed")
+    rb = RestartableWarren(tmp_path / "data", extra_args=["--sync-topology"])
+    rb.start()
+    c = rb.raw()
+    try:
+        c.open_channel(1)
+        declare_queue(rb, uniq("warm-up"))
+        tracer = Strace(rb.pid, str(tmp_path / "trace"))
+        try:
+            tracer.wait_attached(rb)
+            q = uniq("probe")
+            c.rpc(1, spec.Queue.Declare(queue=q, durable=True), spec.Queue.DeclareOk)
+            lines = tracer.stop()
+        finally:
+            if tracer.proc.poll() is None:
+                tracer.stop()
+        declare_ok_start = b"\x00\x32\x00\x0b"  # class 50, method 11
+        assert_synced_between(lines, q.encode(), declare_ok_start, "queue.declare-ok", rb.pid)
+    finally:
+        c.close()
+        rb.close()

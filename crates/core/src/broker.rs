@@ -28,6 +28,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Size of a queue's segment files.
     pub segment_size: u32,
+    /// Reply to durable topology changes only once they are on disk.
+    pub sync_topology: bool,
 }
 
 impl Default for BrokerConfig {
@@ -40,6 +42,7 @@ impl Default for BrokerConfig {
             loopback_users: vec!["guest".into()],
             data_dir: PathBuf::from("warren-data"),
             segment_size: warren_store::segment::DEFAULT_SEGMENT_SIZE,
+            sync_topology: false,
         }
     }
 }
@@ -133,12 +136,14 @@ impl Broker {
     /// start creates the default user and vhost.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, String> {
         let (storage, found) =
-            Storage::open(&config.data_dir, config.segment_size).map_err(|e| {
-                format!(
-                    "cannot open data directory {}: {e}",
-                    config.data_dir.display()
-                )
-            })?;
+            Storage::open(&config.data_dir, config.segment_size, config.sync_topology).map_err(
+                |e| {
+                    format!(
+                        "cannot open data directory {}: {e}",
+                        config.data_dir.display()
+                    )
+                },
+            )?;
         let b = Arc::new(Broker {
             users: Users::default(),
             alarms: Alarms::new(),

@@ -38,6 +38,8 @@ pub struct Storage {
     next_transient: AtomicU64,
     /// The last run did not end with a clean shutdown.
     pub after_crash: bool,
+    /// Reply to a durable topology change only once it is on disk (`--sync-topology`).
+    pub sync_topology: bool,
 }
 
 /// Present while the broker is stopped cleanly; removed at start.
@@ -61,6 +63,7 @@ impl Storage {
     pub fn open(
         data_dir: &Path,
         segment_size: u32,
+        sync_topology: bool,
     ) -> io::Result<(Arc<Storage>, Option<Definitions>)> {
         fs::create_dir_all(data_dir)?;
         let transient = data_dir.join("transient");
@@ -90,6 +93,7 @@ impl Storage {
                 defs,
                 next_transient: AtomicU64::new(1),
                 after_crash,
+                sync_topology,
             }),
             found,
         ))
@@ -152,8 +156,14 @@ impl Storage {
     /// Records a durable topology change. A failure is logged: the change stands in
     /// memory, and the error surfaces again at the next write.
     pub fn journal(&self, op: Op) {
-        if let Err(e) = self.defs.append(op) {
-            tracing::error!(error = %e, "cannot write the definitions journal");
+        match self.defs.append(op) {
+            Err(e) => tracing::error!(error = %e, "cannot write the definitions journal"),
+            // By default a change becomes durable with the next commit round, before any
+            // confirm that depends on it; with `sync_topology` the caller waits for it
+            // (declarations are rare, and this is the setting for those who want the
+            // reply itself to mean "on disk").
+            Ok(epoch) if self.sync_topology => self.committer.wait_for(epoch),
+            Ok(_) => {}
         }
     }
 

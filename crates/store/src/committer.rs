@@ -85,19 +85,26 @@ impl Committer {
         self.done.subscribe()
     }
 
-    /// Blocks until everything marked so far is on disk (used at shutdown and by tests).
+    /// Blocks until everything marked so far is on disk (used at shutdown and by tests),
+    /// including a round already under way.
     pub fn sync_now(&self) {
         let target = {
             let st = self.state.lock();
             if st.pending.is_empty() {
-                return;
+                st.epoch - 1
+            } else {
+                st.epoch
             }
-            st.epoch
         };
+        self.wait_for(target);
+    }
+
+    /// Blocks until round `epoch` is done. For callers off the async runtime, or ones that
+    /// accept blocking a worker for one fsync (an opt-in safety setting).
+    pub fn wait_for(&self, epoch: u64) {
         let mut rx = self.done.subscribe();
-        while *rx.borrow_and_update() < target {
-            // Called off the async runtime; a short sleep-poll keeps this simple.
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        while *rx.borrow_and_update() < epoch {
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 

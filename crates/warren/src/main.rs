@@ -45,6 +45,11 @@ struct Args {
     /// Size of each queue segment file (messages are appended to these).
     #[arg(long, env = "WARREN_SEGMENT_SIZE", default_value = "8MiB", value_parser = parse_segment_size)]
     segment_size: u32,
+    /// Reply to declarations and bindings of durable objects only after they are on disk
+    /// (by default they reach the disk with the next commit round, before any confirm
+    /// that depends on them).
+    #[arg(long, env = "WARREN_SYNC_TOPOLOGY")]
+    sync_topology: bool,
     /// Node name shown to clients and in the management API.
     #[arg(long, env = "WARREN_NODE_NAME")]
     node_name: Option<String>,
@@ -114,6 +119,7 @@ async fn run(args: Args) -> Result<(), String> {
         node_name: node_name.clone(),
         data_dir: args.data_dir.clone(),
         segment_size: args.segment_size,
+        sync_topology: args.sync_topology,
         ..Default::default()
     })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
