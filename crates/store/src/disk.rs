@@ -4,9 +4,14 @@
 //! is kept in memory: ready messages are the records between the read cursor and the end
 //! of the last segment, minus the ones marked settled in a per-segment bitmap (one bit
 //! per record). A queue's memory is therefore its segments' bitmaps, the outstanding
-//! (delivered, unacked) messages the channels hold, and two small caches:
-//! - `cache`: the `Arc<Message>` of recently appended records, so a consumer that keeps up
-//!   gets the publisher's message without the record being read back;
+//! (delivered, unacked) messages the channels hold, and three bounded buffers:
+//! - `tail`: the newest messages, not written yet. A message that must reach the disk (a
+//!   persistent one in a durable queue) is written at once; the rest wait here, and are
+//!   written only when the tail outgrows its bounds. Transient traffic that consumers keep
+//!   up with therefore never touches the disk, and a backlog of any size still costs a
+//!   bounded amount of memory. Everything in the tail is newer than everything written.
+//! - `cache`: the `Arc<Message>` of recently written records, so a consumer gets the
+//!   publisher's message without the record being read back;
 //! - `requeued`: messages returned by consumers, ahead of everything else in seq order.
 //!
 //! A segment is deleted as soon as every record in it is settled. Durable queues also keep
@@ -30,6 +35,9 @@ use crate::{Envelope, Loc, Message, Pushed, QueueStore, SeqNo};
 /// Recently appended messages kept in memory for consumers that keep up.
 const CACHE_MESSAGES: usize = 2048;
 const CACHE_BYTES: u64 = 4 << 20;
+/// Bounds of the unwritten tail; past them its oldest messages are written out.
+const TAIL_MESSAGES: usize = 8192;
+const TAIL_BYTES: u64 = 4 << 20;
 
 #[derive(Clone)]
 pub struct DiskOptions {
@@ -133,6 +141,12 @@ pub struct DiskQueueStore {
     requeued: BTreeMap<SeqNo, Envelope>,
     cache: VecDeque<Envelope>,
     cache_bytes: u64,
+    /// Not yet written (loc.seg == 0), newest messages, in seq order.
+    tail: VecDeque<Envelope>,
+    tail_bytes: u64,
+    /// Where tail messages with a TTL went when written out (their expiry entries still
+    /// name the in-memory location).
+    moved: std::collections::HashMap<SeqNo, Loc>,
     next_seq: SeqNo,
     ready: u64,
     ready_bytes: u64,
@@ -162,6 +176,9 @@ impl DiskQueueStore {
             requeued: BTreeMap::new(),
             cache: VecDeque::new(),
             cache_bytes: 0,
+            tail: VecDeque::new(),
+            tail_bytes: 0,
+            moved: std::collections::HashMap::new(),
             next_seq: 1,
             ready: 0,
             ready_bytes: 0,
@@ -510,6 +527,62 @@ impl DiskQueueStore {
         Some(env)
     }
 
+    /// Appends one record; returns where, and the commit epoch if it must be synced.
+    fn write_record(
+        &mut self,
+        seq: SeqNo,
+        expires_at: Option<u64>,
+        msg: &Message,
+    ) -> io::Result<(Loc, Option<u64>)> {
+        self.ensure_room(segment::record_size(msg))?;
+        let w = self.write.as_mut().expect("ensure_room made a segment");
+        let (offset, len) = w
+            .append(seq, expires_at, msg)
+            .expect("ensure_room made room");
+        let id = w.id;
+        let meta = self.segs.get_mut(&id).expect("write segment has meta");
+        let loc = Loc {
+            seg: id,
+            idx: meta.count,
+            offset,
+            len,
+        };
+        meta.count += 1;
+        let sync = match (&self.opts.committer, self.opts.durable && msg.persistent) {
+            (Some(c), true) => Some(c.mark(&w.file)),
+            _ => None,
+        };
+        Ok((loc, sync))
+    }
+
+    fn cache_written(&mut self, env: Envelope) {
+        if self.cache.len() < CACHE_MESSAGES && self.cache_bytes + env.msg.size() <= CACHE_BYTES {
+            self.cache_bytes += env.msg.size();
+            self.cache.push_back(env);
+        }
+    }
+
+    /// Writes the oldest tail messages until at most `keep` remain unwritten.
+    fn flush_tail(&mut self, keep: usize) -> io::Result<()> {
+        while self.tail.len() > keep {
+            let mut env = self.tail.pop_front().expect("len > keep");
+            let (loc, _) = match self.write_record(env.seq, env.expires_at, &env.msg) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.tail.push_front(env);
+                    return Err(e);
+                }
+            };
+            self.tail_bytes -= env.msg.size();
+            if env.expires_at.is_some() {
+                self.moved.insert(env.seq, loc);
+            }
+            env.loc = loc;
+            self.cache_written(env);
+        }
+        Ok(())
+    }
+
     fn compact_acklog(&mut self) {
         let Some(log) = &self.acklog else { return };
         let mut ranges = Vec::new();
@@ -524,53 +597,56 @@ impl DiskQueueStore {
 
 impl QueueStore for DiskQueueStore {
     fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> io::Result<Pushed> {
-        let size = segment::record_size(&msg);
-        self.ensure_room(size)?;
         let seq = self.next_seq;
-        let w = self.write.as_mut().expect("ensure_room made a segment");
-        let (offset, len) = w
-            .append(seq, expires_at, &msg)
-            .expect("ensure_room made room");
-        let id = w.id;
-        let meta = self.segs.get_mut(&id).expect("write segment has meta");
-        let loc = Loc {
-            seg: id,
-            idx: meta.count,
-            offset,
-            len,
-        };
-        meta.count += 1;
-        self.next_seq += 1;
-        self.ready += 1;
-        self.ready_bytes += msg.size();
-        let sync = match (&self.opts.committer, self.opts.durable && msg.persistent) {
-            (Some(c), true) => Some(c.mark(&w.file)),
-            _ => None,
-        };
-        if self.cache.len() < CACHE_MESSAGES && self.cache_bytes + msg.size() <= CACHE_BYTES {
-            self.cache_bytes += msg.size();
-            self.cache.push_back(Envelope {
+        let must_write = self.opts.durable && msg.persistent;
+        let size = msg.size();
+        let pushed = if must_write {
+            // Older tail messages go first, to keep everything written older than the tail.
+            self.flush_tail(0)?;
+            let (loc, sync) = self.write_record(seq, expires_at, &msg)?;
+            self.cache_written(Envelope {
                 seq,
                 msg,
                 redelivered: false,
                 expires_at,
                 loc,
             });
-        }
+            Pushed { seq, loc, sync }
+        } else {
+            self.tail_bytes += size;
+            self.tail.push_back(Envelope {
+                seq,
+                msg,
+                redelivered: false,
+                expires_at,
+                loc: Loc::default(),
+            });
+            if self.tail.len() > TAIL_MESSAGES || self.tail_bytes > TAIL_BYTES {
+                self.flush_tail(TAIL_MESSAGES / 2)?;
+            }
+            Pushed {
+                seq,
+                loc: Loc::default(),
+                sync: None,
+            }
+        };
+        self.next_seq += 1;
+        self.ready += 1;
+        self.ready_bytes += size;
         if self.acklog.as_ref().is_some_and(|l| l.wants_compaction()) {
             self.compact_acklog();
         }
-        Ok(Pushed { seq, loc, sync })
+        Ok(pushed)
     }
 
     fn pop(&mut self) -> Option<Envelope> {
         let env = match self.requeued.pop_first() {
             Some((_, env)) => env,
+            None if self.settle_cursor() => self.take_at_cursor()?,
             None => {
-                if !self.settle_cursor() {
-                    return None;
-                }
-                self.take_at_cursor()?
+                let e = self.tail.pop_front()?;
+                self.tail_bytes -= e.msg.size();
+                e
             }
         };
         self.ready -= 1;
@@ -583,7 +659,7 @@ impl QueueStore for DiskQueueStore {
             return Some(e.expires_at);
         }
         if !self.settle_cursor() {
-            return None;
+            return self.tail.front().map(|e| e.expires_at);
         }
         self.trim_cache();
         if let Some(e) = self.cache.front() {
@@ -603,6 +679,21 @@ impl QueueStore for DiskQueueStore {
             self.ready_bytes -= env.msg.size();
             return Some(env);
         }
+        let loc = if loc.seg == 0 {
+            match self.tail.binary_search_by_key(&seq, |e| e.seq) {
+                Ok(i) => {
+                    let env = self.tail.remove(i).expect("found");
+                    self.tail_bytes -= env.msg.size();
+                    self.ready -= 1;
+                    self.ready_bytes -= env.msg.size();
+                    return Some(env);
+                }
+                // Written out since it was pushed.
+                Err(_) => self.moved.remove(&seq)?,
+            }
+        } else {
+            loc
+        };
         // Only a record still ahead of the cursor and unsettled is ready.
         if (loc.seg, loc.idx) < (self.cursor.seg, self.cursor.idx) {
             return None;
@@ -648,7 +739,12 @@ impl QueueStore for DiskQueueStore {
     }
 
     fn settle(&mut self, env: &Envelope) {
-        self.settle_loc(env.loc);
+        if env.loc.seg != 0 {
+            self.settle_loc(env.loc);
+        }
+        if env.expires_at.is_some() {
+            self.moved.remove(&env.seq);
+        }
     }
 
     fn requeue(&mut self, env: Envelope) {
@@ -665,6 +761,9 @@ impl QueueStore for DiskQueueStore {
         }
         self.cache.clear();
         self.cache_bytes = 0;
+        self.tail.clear();
+        self.tail_bytes = 0;
+        self.moved.clear();
         let start = self.cursor;
         let ids: Vec<u32> = self.segs.range(start.seg..).map(|(&id, _)| id).collect();
         for id in ids {
@@ -726,6 +825,7 @@ impl QueueStore for DiskQueueStore {
         self.write = None;
         self.reader = None;
         self.cache.clear();
+        self.tail.clear();
         self.requeued.clear();
         self.acklog = None;
         if let Err(e) = fs::remove_dir_all(&self.dir) {
@@ -882,6 +982,48 @@ mod tests {
         assert_eq!(bodies(&mut s), vec![("after".into(), false)]);
         s.requeue(out);
         assert_eq!(s.ready_count(), 1);
+    }
+
+    #[test]
+    fn a_long_transient_backlog_spills_to_disk_in_order_and_memory_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = DiskQueueStore::open(dir.path(), DiskOptions::default()).unwrap();
+        let n = 3 * TAIL_MESSAGES;
+        let mid = n / 3;
+        let mut locs = Vec::new();
+        for i in 0..n {
+            // Only messages with a TTL are ever removed from the middle.
+            let ttl = (i == mid).then_some(u64::MAX);
+            locs.push(s.push(msg(&format!("{i}"), false), ttl).unwrap());
+            assert!(s.tail.len() <= TAIL_MESSAGES);
+        }
+        assert!(!s.segs.is_empty(), "the backlog never reached the disk");
+        // Take one out of the middle by its original (in-memory) location.
+        let gone = s.remove(locs[mid].seq, locs[mid].loc).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&gone.msg.body).unwrap(),
+            mid.to_string()
+        );
+        s.push(msg("last", false), None).unwrap();
+        let got: Vec<String> = bodies(&mut s).into_iter().map(|(b, _)| b).collect();
+        let mut want: Vec<String> = (0..n)
+            .filter(|&i| i != mid)
+            .map(|i| i.to_string())
+            .collect();
+        want.push("last".into());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn transient_messages_that_are_consumed_at_once_are_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = DiskQueueStore::open(dir.path(), DiskOptions::default()).unwrap();
+        for i in 0..1000 {
+            s.push(msg(&format!("{i}"), false), None).unwrap();
+            let e = s.pop().unwrap();
+            s.settle(&e);
+        }
+        assert!(s.segs.is_empty() && s.write.is_none());
     }
 
     #[test]
