@@ -9,7 +9,7 @@ use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::properties::BASIC_CLASS_ID;
 use warren_amqp_codec::{reply, Frame, FrameType, PropertiesView, ShortStr};
-use warren_core::{BrokerError, Enqueued, Exchange, Message, Result};
+use warren_core::{BrokerError, Exchange, Message, Result};
 
 use crate::channel::Channel;
 use crate::confirms::Outcome as ConfirmOutcome;
@@ -56,7 +56,6 @@ pub(crate) struct Publish {
     pub exchange: Arc<Exchange>,
     pub msg: Arc<Message>,
     pub mandatory: bool,
-    pub headers_raw: Option<Bytes>,
 }
 
 impl Channel {
@@ -224,7 +223,6 @@ impl Channel {
             }
         }
         let exchange = self.publish_exchange(ctx, &p.exchange)?;
-        let headers_raw = p.view.headers.clone();
         let msg = Arc::new(Message::new(
             p.exchange,
             p.routing_key,
@@ -236,7 +234,6 @@ impl Channel {
             exchange,
             msg,
             mandatory: p.mandatory,
-            headers_raw,
         };
         if let Some(tx) = self.tx.as_mut() {
             tx.publishes.push(publish);
@@ -253,48 +250,28 @@ impl Channel {
     /// else. The outcome is what its confirm will say: a nack if a queue refused it, an
     /// ack after the fsync of the latest durable queue that stored it persistently.
     pub(crate) fn route_and_enqueue(&mut self, ctx: &ConnCtx, p: Publish) -> ConfirmOutcome {
-        let mut rejected = false;
-        let mut sync: Option<u64> = None;
-        let mut queues = std::mem::take(&mut self.route_buf);
-        let raw = p.headers_raw;
-        let mut headers = || {
-            raw.as_ref()
-                .and_then(|r| warren_amqp_codec::FieldTable::decode(r).ok())
-        };
-        ctx.vhost
-            .route(&p.exchange, &p.msg.routing_key, &mut headers, &mut queues);
-        if queues.is_empty() {
-            if p.mandatory {
-                let m = &p.msg;
-                ctx.out.write_deferred(|b| {
-                    write_method(
-                        b,
-                        self.id,
-                        &BasicReturn {
-                            reply_code: reply::NO_ROUTE,
-                            reply_text: ShortStr::from_static("NO_ROUTE"),
-                            exchange: m.exchange.clone(),
-                            routing_key: m.routing_key.clone(),
-                        }
-                        .into(),
-                    );
-                    write_content_header(b, self.id, 60, m.body.len() as u64, &m.properties);
-                    write_body(b, self.id, &m.body, ctx.frame_max);
-                });
-            }
-        } else {
-            for q in queues.drain(..) {
-                match q.publish(p.msg.clone()) {
-                    Enqueued::Accepted { sync: Some(e) } => {
-                        sync = Some(sync.map_or(e, |s| s.max(e)))
+        let published = ctx
+            .vhost
+            .publish(&p.exchange, p.msg.clone(), &mut self.route_buf);
+        if published.routed == 0 && p.mandatory {
+            let m = &p.msg;
+            ctx.out.write_deferred(|b| {
+                write_method(
+                    b,
+                    self.id,
+                    &BasicReturn {
+                        reply_code: reply::NO_ROUTE,
+                        reply_text: ShortStr::from_static("NO_ROUTE"),
+                        exchange: m.exchange.clone(),
+                        routing_key: m.routing_key.clone(),
                     }
-                    Enqueued::Accepted { sync: None } => {}
-                    Enqueued::Rejected => rejected = true,
-                }
-            }
+                    .into(),
+                );
+                write_content_header(b, self.id, 60, m.body.len() as u64, &m.properties);
+                write_body(b, self.id, &m.body, ctx.frame_max);
+            });
         }
-        self.route_buf = queues;
-        match (rejected, sync) {
+        match (published.rejected, published.sync) {
             (true, _) => ConfirmOutcome::Nack,
             (false, Some(e)) => ConfirmOutcome::AfterSync(e),
             (false, None) => ConfirmOutcome::Ack,

@@ -10,15 +10,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
-use warren_amqp_codec::FieldTable;
+use warren_amqp_codec::{FieldTable, PropertiesView};
 use warren_store::definitions::{Definitions, Op};
 use warren_store::json::json_to_table_typed;
+use warren_store::Message;
 
 use crate::args::{assert_equivalent, validate_queue_args, EQUIVALENT_QUEUE_ARGS};
 use crate::consumer::Consumer;
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind};
-use crate::queue::{ConsumerRemoved, Queue, QueueSpec};
+use crate::queue::{ConsumerRemoved, Enqueued, Queue, QueueSpec};
 use crate::scheduler::Scheduler;
 use crate::storage::{binding_def, binding_is_durable, exchange_def, queue_def, Storage};
 use crate::util::generated_name;
@@ -35,6 +36,18 @@ const BUILTIN_EXCHANGES: &[(&str, ExchangeKind)] = &[
     ("amq.headers", ExchangeKind::Headers),
     ("amq.match", ExchangeKind::Headers),
 ];
+
+/// What became of a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Queues it was routed to (0: unroutable, and returned if mandatory).
+    pub routed: usize,
+    /// A queue refused it (`x-overflow: reject-publish`, or storage failed): a
+    /// confirming publisher gets a nack.
+    pub rejected: bool,
+    /// The commit epoch after which every durable copy is on disk.
+    pub sync: Option<u64>,
+}
 
 /// Parameters of `queue.declare`.
 #[derive(Debug, Clone, Default)]
@@ -689,6 +702,41 @@ impl VHost {
                 )),
             );
         }
+    }
+
+    // ----- publishing ----------------------------------------------------------------
+
+    /// Routes a message from `exchange` and enqueues it in every queue it reaches: the one
+    /// entry point every protocol adapter publishes through. `scratch` is a buffer the
+    /// caller keeps between calls (to spare an allocation per message).
+    pub fn publish(
+        &self,
+        exchange: &Arc<Exchange>,
+        msg: Arc<Message>,
+        scratch: &mut Vec<Arc<Queue>>,
+    ) -> Published {
+        scratch.clear();
+        let mut headers = || {
+            PropertiesView::parse(&msg.properties)
+                .ok()
+                .and_then(|v| v.headers_table())
+        };
+        self.route(exchange, &msg.routing_key, &mut headers, scratch);
+        let mut out = Published {
+            routed: scratch.len(),
+            rejected: false,
+            sync: None,
+        };
+        for q in scratch.drain(..) {
+            match q.publish(msg.clone()) {
+                Enqueued::Accepted { sync: Some(e) } => {
+                    out.sync = Some(out.sync.map_or(e, |s| s.max(e)))
+                }
+                Enqueued::Accepted { sync: None } => {}
+                Enqueued::Rejected => out.rejected = true,
+            }
+        }
+        out
     }
 
     // ----- routing -------------------------------------------------------------------
