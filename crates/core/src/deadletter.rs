@@ -184,11 +184,16 @@ pub fn is_cycle(msg: &Message, target: &Queue) -> bool {
 impl Queue {
     /// Sends envelopes that left this queue for `reason` to its dead-letter exchange (or
     /// drops them if it has none, or the exchange is gone). Call without the queue lock.
-    pub(crate) fn dead_letter(self: &Arc<Self>, envs: Vec<Envelope>, reason: Reason) {
+    pub(crate) fn dead_letter(
+        self: &Arc<Self>,
+        target: &Option<DeadLetterTarget>,
+        envs: Vec<Envelope>,
+        reason: Reason,
+    ) {
         if envs.is_empty() {
             return;
         }
-        let Some(target) = self.dead_letter_target() else {
+        let Some(target) = target.clone() else {
             return;
         };
         let Some(vhost) = self.vhost_ref.upgrade() else {

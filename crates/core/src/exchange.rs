@@ -127,6 +127,8 @@ pub struct Exchange {
     pub arguments: FieldTable,
     pub(crate) bindings: RwLock<Bindings>,
     deleted: AtomicBool,
+    /// `alternate-exchange` from the applicable policy (the argument wins over it).
+    policy_ae: RwLock<Option<String>>,
 }
 
 impl Exchange {
@@ -149,11 +151,25 @@ impl Exchange {
             arguments,
             bindings: RwLock::new(Bindings::default()),
             deleted: AtomicBool::new(false),
+            policy_ae: RwLock::new(None),
         }
     }
 
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Where unroutable messages go: the `alternate-exchange` argument, else the policy's.
+    pub fn alternate_exchange(&self) -> Option<String> {
+        self.arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .or_else(|| self.policy_ae.read().clone())
+    }
+
+    pub(crate) fn set_policy_alternate_exchange(&self, ae: Option<String>) {
+        *self.policy_ae.write() = ae;
     }
 
     pub(crate) fn mark_deleted(&self) {

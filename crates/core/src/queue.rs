@@ -26,6 +26,7 @@ use crate::consumer::Consumer;
 use crate::deadletter::{DeadLetterTarget, Reason};
 use crate::error::{BrokerError, Result};
 use crate::scheduler::{now_ms, Scheduler};
+use crate::settings::{Overflow, QueueSettings};
 use crate::vhost::VHost;
 use crate::ConnectionId;
 
@@ -49,10 +50,6 @@ pub struct Queue {
     pub auto_delete: bool,
     pub arguments: FieldTable,
     pub counters: QueueCounters,
-    limits: Limits,
-    dead_letter: Option<DeadLetterTarget>,
-    /// `x-message-ttl` (ms).
-    message_ttl: Option<u64>,
     pub(crate) vhost_ref: Weak<VHost>,
     scheduler: Arc<Scheduler>,
     inner: Mutex<Inner>,
@@ -61,6 +58,10 @@ pub struct Queue {
 
 struct Inner {
     store: Box<dyn QueueStore>,
+    /// From the arguments and the applicable policy; replaced when policies change.
+    settings: QueueSettings,
+    /// When the queue was last used (ms), for `x-expires`.
+    last_used: u64,
     consumers: Vec<Arc<Consumer>>,
     /// Round-robin position: the consumer after the last one served.
     cursor: usize,
@@ -80,6 +81,7 @@ struct Inner {
     /// Messages that left without being consumed, to dead-letter after unlocking.
     expired: Vec<Envelope>,
     dropped: Vec<Envelope>,
+    limited: Vec<Envelope>,
 }
 
 /// Whether a queue took a published message.
@@ -91,55 +93,6 @@ pub enum Enqueued {
     /// Refused by `x-overflow: reject-publish` (or `reject-publish-dlx`), or because
     /// storage failed.
     Rejected,
-}
-
-/// What a queue does when a publish would take it over its length limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    DropHead,
-    RejectPublish,
-    RejectPublishDlx,
-}
-
-/// `x-max-length`, `x-max-length-bytes` and `x-overflow`, read once at declaration.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_length: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub overflow: Overflow,
-}
-
-impl Limits {
-    pub fn from_arguments(args: &FieldTable) -> Limits {
-        let num = |k: &str| {
-            args.get(k)
-                .and_then(|v| v.as_i64())
-                .map(|n| n.max(0) as u64)
-        };
-        Limits {
-            max_length: num("x-max-length"),
-            max_bytes: num("x-max-length-bytes"),
-            overflow: match args.get("x-overflow").and_then(|v| v.as_str()) {
-                Some("reject-publish") => Overflow::RejectPublish,
-                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
-                _ => Overflow::DropHead,
-            },
-        }
-    }
-
-    /// Would one more message of `size` bytes exceed a limit?
-    fn is_full(&self, store: &dyn QueueStore, size: u64) -> bool {
-        self.max_length.is_some_and(|m| store.ready_count() >= m)
-            || self
-                .max_bytes
-                .is_some_and(|m| store.ready_bytes() + size > m)
-    }
-
-    /// Is the queue over a limit now?
-    fn is_over(&self, store: &dyn QueueStore) -> bool {
-        self.max_length.is_some_and(|m| store.ready_count() > m)
-            || self.max_bytes.is_some_and(|m| store.ready_bytes() > m)
-    }
 }
 
 /// What removing a consumer means for the queue.
@@ -159,6 +112,8 @@ pub(crate) struct QueueSpec {
     pub exclusive_owner: Option<ConnectionId>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// The definition of the policy that applies, if any.
+    pub policy: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A snapshot of a queue's figures.
@@ -184,26 +139,24 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             arguments,
+            policy,
         } = spec;
-        let message_ttl = arguments
-            .get("x-message-ttl")
-            .and_then(|v| v.as_i64())
-            .map(|n| n.max(0) as u64);
+        let settings = QueueSettings::resolve(&arguments, policy.as_ref());
+        let has_ttl = settings.message_ttl.is_some();
         Queue {
             name,
             vhost,
             durable,
             exclusive_owner,
             auto_delete,
-            limits: Limits::from_arguments(&arguments),
-            dead_letter: DeadLetterTarget::from_arguments(&arguments),
-            message_ttl,
             vhost_ref,
             scheduler,
             arguments,
             counters: QueueCounters::default(),
             inner: Mutex::new(Inner {
                 store,
+                settings,
+                last_used: now_ms(),
                 consumers: Vec::new(),
                 cursor: 0,
                 top_priority: i32::MIN,
@@ -211,9 +164,10 @@ impl Queue {
                 had_consumers: false,
                 expiries: BinaryHeap::new(),
                 wake_at: None,
-                has_ttl: message_ttl.is_some(),
+                has_ttl,
                 expired: Vec::new(),
                 dropped: Vec::new(),
+                limited: Vec::new(),
             }),
             deleted: AtomicBool::new(false),
         }
@@ -229,14 +183,17 @@ impl Queue {
 
     /// Releases the lock, then dead-letters what the operation expired or dropped.
     fn unlock(self: &Arc<Self>, mut inner: MutexGuard<'_, Inner>) {
-        if inner.expired.is_empty() && inner.dropped.is_empty() {
+        if inner.expired.is_empty() && inner.dropped.is_empty() && inner.limited.is_empty() {
             return;
         }
         let expired = std::mem::take(&mut inner.expired);
         let dropped = std::mem::take(&mut inner.dropped);
+        let limited = std::mem::take(&mut inner.limited);
+        let target = inner.settings.dead_letter.clone();
         drop(inner);
-        self.dead_letter(expired, Reason::Expired);
-        self.dead_letter(dropped, Reason::Maxlen);
+        self.dead_letter(&target, expired, Reason::Expired);
+        self.dead_letter(&target, dropped, Reason::Maxlen);
+        self.dead_letter(&target, limited, Reason::DeliveryLimit);
     }
 
     /// Enqueues a routed message and dispatches what it can. A queue over its length
@@ -247,30 +204,37 @@ impl Queue {
         if self.is_deleted() {
             return Enqueued::Accepted { sync: None };
         }
-        let limits = self.limits;
-        if limits.overflow != Overflow::DropHead && limits.is_full(&*inner.store, msg.size()) {
+        let overflow = inner.settings.overflow;
+        if overflow != Overflow::DropHead
+            && inner.settings.is_full(
+                inner.store.ready_count(),
+                inner.store.ready_bytes(),
+                msg.size(),
+            )
+        {
+            let target = inner.settings.dead_letter.clone();
             drop(inner);
-            if limits.overflow == Overflow::RejectPublishDlx {
+            if overflow == Overflow::RejectPublishDlx {
                 let env = Envelope {
                     seq: 0,
                     msg,
                     redelivered: false,
                     expires_at: None,
                     loc: Loc::default(),
+                    delivery_count: 0,
                 };
-                self.dead_letter(vec![env], Reason::Maxlen);
+                self.dead_letter(&target, vec![env], Reason::Maxlen);
             }
             return Enqueued::Rejected;
         }
         let now = now_ms();
-        let expires_at = match (self.message_ttl, msg.ttl) {
+        let queue_ttl = inner.settings.message_ttl;
+        let expires_at = match (queue_ttl, msg.ttl) {
             (Some(q), Some(m)) => Some(now.saturating_add(q.min(m))),
             (q, m) => q.or(m).map(|t| now.saturating_add(t)),
         };
         // A message whose own TTL is shorter than the queue's can expire out of order.
-        let out_of_order = msg
-            .ttl
-            .is_some_and(|m| self.message_ttl.is_none_or(|q| m < q));
+        let out_of_order = msg.ttl.is_some_and(|m| queue_ttl.is_none_or(|q| m < q));
         let pushed = match inner.store.push(msg, expires_at) {
             Ok(p) => p,
             Err(e) => {
@@ -286,12 +250,8 @@ impl Queue {
         }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         self.dispatch_locked(&mut inner);
-        if limits.overflow == Overflow::DropHead {
-            while limits.is_over(&*inner.store) {
-                let Some(env) = inner.store.pop() else { break };
-                inner.store.settle(&env);
-                inner.dropped.push(env);
-            }
+        if overflow == Overflow::DropHead {
+            Self::drop_over_limit(&mut inner);
         }
         if expires_at.is_some() {
             // A TTL of 0 expires at once unless a consumer took the message above.
@@ -301,9 +261,65 @@ impl Queue {
         Enqueued::Accepted { sync: pushed.sync }
     }
 
-    /// Seeds expiry tracking with what the store recovered (a restarted durable queue).
+    /// `drop-head`: drops (and dead-letters) from the head until within the limits.
+    fn drop_over_limit(inner: &mut Inner) {
+        while inner
+            .settings
+            .is_over(inner.store.ready_count(), inner.store.ready_bytes())
+        {
+            let Some(env) = inner.store.pop() else { break };
+            inner.store.settle(&env);
+            inner.dropped.push(env);
+        }
+    }
+
+    /// What the queue does now (its arguments, with the applicable policy).
+    pub fn settings(&self) -> QueueSettings {
+        self.inner.lock().settings.clone()
+    }
+
+    /// Applies new settings (a policy was set, changed or cleared): limits and TTLs take
+    /// effect on the messages already in the queue.
+    pub(crate) fn apply_settings(self: &Arc<Self>, settings: QueueSettings) {
+        let mut inner = self.inner.lock();
+        if inner.settings == settings {
+            return;
+        }
+        inner.has_ttl |= settings.message_ttl.is_some();
+        inner.settings = settings;
+        if inner.settings.overflow == Overflow::DropHead {
+            Self::drop_over_limit(&mut inner);
+        }
+        self.touch_locked(&mut inner);
+        self.dispatch_locked(&mut inner);
+        self.expire_locked(&mut inner, now_ms());
+        self.unlock(inner);
+    }
+
+    /// Marks the queue used now, for `x-expires`, and schedules the expiry check.
+    fn touch_locked(self: &Arc<Self>, inner: &mut Inner) {
+        inner.last_used = now_ms();
+        if let Some(exp) = inner.settings.expires {
+            let at = inner.last_used.saturating_add(exp);
+            if inner.wake_at.is_none_or(|w| at < w) {
+                inner.wake_at = Some(at);
+                self.scheduler.schedule(at, self);
+            }
+        }
+    }
+
+    /// Marks the queue used (a redeclaration, a `basic.get`), for `x-expires`.
+    pub fn touch(self: &Arc<Self>) {
+        let mut inner = self.inner.lock();
+        self.touch_locked(&mut inner);
+    }
+
+    /// Arms the timers of a new or recovered queue: `x-expires`, and the expiries of
+    /// messages the store recovered.
     pub(crate) fn after_recovery(self: &Arc<Self>) {
         let mut inner = self.inner.lock();
+        // x-expires counts from creation (or from the restart, for a recovered queue).
+        self.touch_locked(&mut inner);
         let recovered = inner.store.recovered_expiries();
         if recovered.is_empty() {
             return;
@@ -321,7 +337,37 @@ impl Queue {
         let mut inner = self.inner.lock();
         inner.wake_at = None;
         self.expire_locked(&mut inner, now);
+        let unused_until = inner
+            .settings
+            .expires
+            .map(|e| inner.last_used.saturating_add(e));
+        let idle = inner.consumers.is_empty();
+        if let (Some(at), true) = (unused_until, idle) {
+            if at <= now {
+                self.unlock(inner);
+                // `x-expires`: unused for its whole period, the queue goes.
+                if let Some(v) = self.vhost_ref.upgrade() {
+                    v.expire_queue(self);
+                }
+                return;
+            }
+            if inner.wake_at.is_none_or(|w| at < w) {
+                inner.wake_at = Some(at);
+                self.scheduler.schedule(at, self);
+            }
+        }
         self.unlock(inner);
+    }
+
+    /// Whether the queue is unused past its `x-expires` (checked again under the vhost's
+    /// topology lock before deleting).
+    pub(crate) fn is_expired(&self, now: u64) -> bool {
+        let inner = self.inner.lock();
+        inner.consumers.is_empty()
+            && inner
+                .settings
+                .expires
+                .is_some_and(|e| inner.last_used.saturating_add(e) <= now)
     }
 
     /// Moves every ready message whose TTL has passed to `expired`, wherever it is in
@@ -369,22 +415,24 @@ impl Queue {
     }
 
     pub fn dead_letter_target(&self) -> Option<DeadLetterTarget> {
-        self.dead_letter.clone()
+        self.inner.lock().settings.dead_letter.clone()
     }
 
     /// Outstanding deliveries rejected by the client without requeue: settled here and
     /// dead-lettered.
     pub fn reject(self: &Arc<Self>, envs: Vec<Envelope>) {
-        {
+        let target = {
             let mut inner = self.inner.lock();
             for e in &envs {
                 inner.store.settle(e);
             }
             inner.unacked = inner.unacked.saturating_sub(envs.len() as u64);
             self.dispatch_locked(&mut inner);
+            let t = inner.settings.dead_letter.clone();
             self.unlock(inner);
-        }
-        self.dead_letter(envs, Reason::Rejected);
+            t
+        };
+        self.dead_letter(&target, envs, Reason::Rejected);
     }
 
     /// Hands ready messages to consumers with credit, round-robin within the highest
@@ -409,9 +457,17 @@ impl Queue {
             unacked,
             expired,
             has_ttl,
+            settings,
             ..
         } = inner;
-        let n = consumers.len();
+        // Single active consumer: only the first registered consumer gets messages; the
+        // next one takes over when it goes.
+        let n = if settings.single_active_consumer {
+            *cursor = 0;
+            1
+        } else {
+            consumers.len()
+        };
         while store.ready_count() > 0 {
             let mut best: Option<(usize, i32)> = None;
             for off in 0..n {
@@ -426,13 +482,23 @@ impl Queue {
             }
             let Some((i, _)) = best else { break };
             let c = &consumers[i];
-            let Some(env) = store.pop() else { break };
+            let Some(mut env) = store.pop() else { break };
             if *has_ttl && env.expires_at.is_some_and(|t| t <= now) {
                 store.settle(&env);
                 expired.push(env);
                 continue;
             }
             let redelivered = env.redelivered;
+            if settings.count_deliveries && env.delivery_count > 0 {
+                // Quorum-queue semantics: a redelivery says how often it came back.
+                let count = env.delivery_count as i64;
+                env.msg = Arc::new(crate::message::with_headers(&env.msg, |h| {
+                    h.insert(
+                        "x-delivery-count",
+                        warren_amqp_codec::FieldValue::I64(count),
+                    );
+                }));
+            }
             if !c.no_ack {
                 c.credit.take();
                 c.channel_credit.take();
@@ -470,6 +536,7 @@ impl Queue {
     /// left ready.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Envelope, u64)> {
         let mut inner = self.inner.lock();
+        self.touch_locked(&mut inner);
         let now = if inner.has_ttl { now_ms() } else { 0 };
         Self::expire_head(&mut inner, now);
         let Some(env) = inner.store.pop() else {
@@ -514,10 +581,16 @@ impl Queue {
         let mut inner = self.inner.lock();
         let deleted = self.is_deleted();
         let mut any_ttl = false;
+        let limit = inner.settings.delivery_limit;
         for mut env in envs {
             inner.unacked = inner.unacked.saturating_sub(1);
+            env.delivery_count += 1;
             if deleted {
                 inner.store.settle(&env);
+            } else if limit.is_some_and(|l| env.delivery_count as u64 > l) {
+                // Returned more often than x-delivery-limit allows: dead-lettered.
+                inner.store.settle(&env);
+                inner.limited.push(env);
             } else {
                 env.redelivered = true;
                 if let Some(at) = env.expires_at {
@@ -557,7 +630,11 @@ impl Queue {
         Ok(())
     }
 
-    pub(crate) fn remove_consumer(&self, connection: ConnectionId, tag: &str) -> ConsumerRemoved {
+    pub(crate) fn remove_consumer(
+        self: &Arc<Self>,
+        connection: ConnectionId,
+        tag: &str,
+    ) -> ConsumerRemoved {
         let mut inner = self.inner.lock();
         let Some(i) = inner
             .consumers
@@ -570,6 +647,8 @@ impl Queue {
         if inner.cursor > i {
             inner.cursor -= 1;
         }
+        // The x-expires clock starts when the last consumer goes.
+        self.touch_locked(&mut inner);
         inner.top_priority = inner
             .consumers
             .iter()

@@ -24,6 +24,7 @@ use warren_store::definitions::{
 };
 use warren_store::disk::{DiskOptions, DiskQueueStore};
 use warren_store::json::{table_to_json, table_types};
+use warren_store::priority::{LevelOpener, PriorityStore};
 use warren_store::QueueStore;
 
 use crate::exchange::{Destination, Exchange};
@@ -103,12 +104,14 @@ impl Storage {
         self.data_dir.join("queues").join(hex_hash(&[vhost, name]))
     }
 
-    /// Opens the store for a queue: a durable one recovers what its directory holds.
+    /// Opens the store for a queue: a durable one recovers what its directory holds. A
+    /// priority queue gets one store per level, in `p<level>` subdirectories.
     pub fn queue_store(
         &self,
         vhost: &str,
         name: &str,
         durable: bool,
+        max_priority: Option<u8>,
     ) -> io::Result<Box<dyn QueueStore>> {
         let dir = if durable {
             self.durable_queue_dir(vhost, name)
@@ -116,21 +119,35 @@ impl Storage {
             let n = self.next_transient.fetch_add(1, Ordering::Relaxed);
             self.data_dir.join("transient").join(n.to_string())
         };
-        let store = DiskQueueStore::open(
-            &dir,
-            DiskOptions {
-                segment_size: self.segment_size,
-                durable,
-                committer: durable.then(|| self.committer.clone()),
-                flusher: durable.then(|| self.flusher.clone()),
-                after_crash: self.after_crash,
-            },
-        )?;
+        let opts = DiskOptions {
+            segment_size: self.segment_size,
+            durable,
+            committer: durable.then(|| self.committer.clone()),
+            flusher: durable.then(|| self.flusher.clone()),
+            after_crash: self.after_crash,
+        };
+        if !durable && dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir_all(&dir)?;
         if durable {
             let meta = serde_json::json!({"vhost": vhost, "name": name});
             fs::write(dir.join("meta.json"), meta.to_string())?;
         }
-        Ok(Box::new(store))
+        let Some(max) = max_priority else {
+            return Ok(Box::new(DiskQueueStore::open(&dir, opts)?));
+        };
+        let existing: Vec<u8> = fs::read_dir(&dir)?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix('p')?.parse().ok())
+            .collect();
+        let opener: LevelOpener = Box::new(move |level| {
+            Ok(Box::new(DiskQueueStore::open(
+                &dir.join(format!("p{level}")),
+                opts.clone(),
+            )?) as Box<dyn QueueStore>)
+        });
+        Ok(Box::new(PriorityStore::open(max, &existing, opener)?))
     }
 
     /// Removes durable queue directories no definition refers to (left by a queue

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
-use warren_amqp_codec::{FieldTable, PropertiesView};
+use warren_amqp_codec::{FieldTable, FieldValue, PropertiesView};
 use warren_store::definitions::{Definitions, Op};
 use warren_store::json::json_to_table_typed;
 use warren_store::Message;
@@ -19,8 +19,10 @@ use crate::args::{assert_equivalent, validate_queue_args, EQUIVALENT_QUEUE_ARGS}
 use crate::consumer::Consumer;
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind};
+use crate::policy::{pick, Policy};
 use crate::queue::{ConsumerRemoved, Enqueued, Queue, QueueSpec};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{now_ms, Scheduler};
+use crate::settings::QueueSettings;
 use crate::storage::{binding_def, binding_is_durable, exchange_def, queue_def, Storage};
 use crate::util::generated_name;
 use crate::ConnectionId;
@@ -81,6 +83,7 @@ pub struct VHost {
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     topology: Mutex<()>,
+    policies: RwLock<Vec<Policy>>,
 }
 
 fn inequivalent(
@@ -142,6 +145,7 @@ impl VHost {
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             topology: Mutex::new(()),
+            policies: RwLock::new(Vec::new()),
         }
     }
 
@@ -211,6 +215,7 @@ impl VHost {
             d.internal,
             d.arguments.clone(),
         ));
+        e.set_policy_alternate_exchange(self.exchange_policy_ae(&e.name));
         self.exchanges.write().insert(d.name.clone(), e.clone());
         if e.durable {
             self.storage.journal(Op::PutExchange(exchange_def(&e)));
@@ -334,6 +339,7 @@ impl VHost {
         };
         if let Some(q) = self.queues.read().get(&name).cloned() {
             self.assert_queue_equivalent(&q, d, connection)?;
+            q.touch();
             let s = q.stats();
             return Ok((q, s.ready, s.consumers));
         }
@@ -350,6 +356,7 @@ impl VHost {
             d.exclusive,
             d.auto_delete,
         )?;
+        let policy = self.queue_policy(&name, &d.arguments);
         let q = self.create_queue(QueueSpec {
             vhost: self.name.clone(),
             name,
@@ -358,6 +365,7 @@ impl VHost {
             exclusive_owner: d.exclusive.then_some(connection),
             auto_delete: d.auto_delete,
             arguments: d.arguments.clone(),
+            policy,
         })?;
         if q.durable {
             self.storage.journal(Op::PutQueue(queue_def(&q)));
@@ -367,9 +375,21 @@ impl VHost {
 
     /// Builds a queue on its store (recovering a durable queue's messages) and adds it.
     fn create_queue(&self, spec: QueueSpec) -> Result<Arc<Queue>> {
+        let max_priority = spec
+            .arguments
+            .get("x-max-priority")
+            .and_then(|v| v.as_i64())
+            .or_else(|| {
+                spec.policy
+                    .as_ref()
+                    .and_then(|p| p.get("max-priority"))
+                    .and_then(|v| v.as_i64())
+            })
+            .filter(|&p| p > 0)
+            .map(|p| p.min(255) as u8);
         let store = self
             .storage
-            .queue_store(&spec.vhost, &spec.name, spec.durable)
+            .queue_store(&spec.vhost, &spec.name, spec.durable, max_priority)
             .map_err(|e| {
                 tracing::error!(queue = %spec.name, vhost = %spec.vhost, error = %e, "cannot open queue storage");
                 BrokerError::internal(format!("cannot open storage for queue '{}': {e}", spec.name))
@@ -638,6 +658,22 @@ impl VHost {
     /// bindings from the definitions, without journaling them again.
     pub fn restore(&self, defs: &Definitions) {
         let _t = self.topology.lock();
+        for p in defs.policy_defs().iter().filter(|p| p.vhost == self.name) {
+            let definition = p.definition.as_object().cloned().unwrap_or_default();
+            match Policy::new(
+                &self.name,
+                &p.name,
+                &p.pattern,
+                &p.apply_to,
+                p.priority,
+                definition,
+            ) {
+                Ok(policy) => self.policies.write().push(policy),
+                Err(e) => {
+                    tracing::warn!(policy = %p.name, error = %e, "skipping an invalid policy")
+                }
+            }
+        }
         for x in defs.exchanges.iter().filter(|x| x.vhost == self.name) {
             let Some(kind) = ExchangeKind::parse(&x.kind) else {
                 tracing::warn!(exchange = %x.name, kind = %x.kind, "skipping an exchange of unknown type");
@@ -658,13 +694,15 @@ impl VHost {
             self.exchanges.write().insert(x.name.clone(), Arc::new(e));
         }
         for q in defs.queues.iter().filter(|q| q.vhost == self.name) {
+            let arguments = json_to_table_typed(&q.arguments, q.argument_types.as_ref());
             let spec = QueueSpec {
                 vhost: self.name.clone(),
                 name: q.name.clone(),
                 durable: q.durable,
                 exclusive_owner: None,
                 auto_delete: q.auto_delete,
-                arguments: json_to_table_typed(&q.arguments, q.argument_types.as_ref()),
+                policy: self.queue_policy(&q.name, &arguments),
+                arguments,
             };
             match self.create_queue(spec) {
                 Ok(queue) => {
@@ -704,6 +742,93 @@ impl VHost {
         }
     }
 
+    // ----- policies ------------------------------------------------------------------
+
+    /// The definition of the policy that applies to a queue of this name and arguments.
+    fn queue_policy(
+        &self,
+        name: &str,
+        args: &FieldTable,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let quorum = args.get("x-queue-type").and_then(|v| v.as_str()) == Some("quorum");
+        let ps = self.policies.read();
+        pick(&ps, |p| p.applies_to_queue(name, quorum)).map(|p| p.definition.clone())
+    }
+
+    fn exchange_policy_ae(&self, name: &str) -> Option<String> {
+        let ps = self.policies.read();
+        pick(&ps, |p| p.applies_to_exchange(name))
+            .and_then(|p| p.definition.get("alternate-exchange"))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    }
+
+    pub fn policies(&self) -> Vec<Policy> {
+        self.policies.read().clone()
+    }
+
+    /// Sets (or replaces) a policy and applies it, live, to every matching queue and
+    /// exchange.
+    pub fn set_policy(&self, policy: Policy) {
+        let _t = self.topology.lock();
+        self.storage
+            .journal(Op::PutPolicy(warren_store::definitions::PolicyDef {
+                vhost: self.name.clone(),
+                name: policy.name.clone(),
+                pattern: policy.pattern.clone(),
+                apply_to: policy.apply_to.as_str().into(),
+                definition: serde_json::Value::Object(policy.definition.clone()),
+                priority: policy.priority,
+            }));
+        {
+            let mut ps = self.policies.write();
+            ps.retain(|p| p.name != policy.name);
+            ps.push(policy);
+        }
+        self.reapply_policies();
+    }
+
+    /// Clears a policy; false if there was none of that name.
+    pub fn clear_policy(&self, name: &str) -> bool {
+        let _t = self.topology.lock();
+        let existed = {
+            let mut ps = self.policies.write();
+            let before = ps.len();
+            ps.retain(|p| p.name != name);
+            before != ps.len()
+        };
+        if existed {
+            self.storage.journal(Op::DeletePolicy {
+                vhost: self.name.clone(),
+                name: name.to_string(),
+            });
+            self.reapply_policies();
+        }
+        existed
+    }
+
+    fn reapply_policies(&self) {
+        for q in self.queues() {
+            let settings = QueueSettings::resolve(
+                &q.arguments,
+                self.queue_policy(&q.name, &q.arguments).as_ref(),
+            );
+            q.apply_settings(settings);
+        }
+        for e in self.exchanges() {
+            e.set_policy_alternate_exchange(self.exchange_policy_ae(&e.name));
+        }
+    }
+
+    /// Deletes a queue unused past its `x-expires` (called by the queue's timer).
+    pub(crate) fn expire_queue(&self, q: &Arc<Queue>) {
+        let _t = self.topology.lock();
+        if !q.is_deleted() && q.is_expired(now_ms()) {
+            tracing::info!(queue = %q.name, vhost = %self.name, "queue expired (x-expires)");
+            let _ = self.delete_queue_locked(q, false, false);
+        }
+    }
+
     // ----- publishing ----------------------------------------------------------------
 
     /// Routes a message from `exchange` and enqueues it in every queue it reaches: the one
@@ -716,12 +841,59 @@ impl VHost {
         scratch: &mut Vec<Arc<Queue>>,
     ) -> Published {
         scratch.clear();
+        let mut msg = msg;
+        // Sender-selected distribution: `CC` and `BCC` name more routing keys; `BCC` is
+        // removed from the message the queues get.
+        let mut extra_keys: Vec<String> = Vec::new();
+        if msg.may_have_cc {
+            let table = PropertiesView::parse(&msg.properties)
+                .ok()
+                .and_then(|v| v.headers_table());
+            if let Some(h) = table {
+                for key in ["CC", "BCC"] {
+                    if let Some(FieldValue::Array(items)) = h.get(key) {
+                        extra_keys
+                            .extend(items.iter().filter_map(|v| v.as_str()).map(String::from));
+                    }
+                }
+                if h.contains_key("BCC") {
+                    msg = Arc::new(crate::message::with_headers(&msg, |h| {
+                        h.remove("BCC");
+                    }));
+                }
+            }
+        }
         let mut headers = || {
             PropertiesView::parse(&msg.properties)
                 .ok()
                 .and_then(|v| v.headers_table())
         };
-        self.route(exchange, &msg.routing_key, &mut headers, scratch);
+        let mut route_all = |x: &Arc<Exchange>, out: &mut Vec<Arc<Queue>>| {
+            self.route(x, &msg.routing_key, &mut headers, out);
+            for k in &extra_keys {
+                self.route(x, k, &mut headers, out);
+            }
+        };
+        route_all(exchange, scratch);
+        // Unroutable: try the alternate exchange, and its alternate, never twice.
+        if scratch.is_empty() {
+            let mut seen: Vec<String> = vec![exchange.name.clone()];
+            let mut current = exchange.clone();
+            while let Some(ae) = current.alternate_exchange() {
+                if seen.contains(&ae) {
+                    break;
+                }
+                let Ok(next) = self.exchange(&ae) else {
+                    break;
+                };
+                seen.push(ae);
+                route_all(&next, scratch);
+                if !scratch.is_empty() {
+                    break;
+                }
+                current = next;
+            }
+        }
         let mut out = Published {
             routed: scratch.len(),
             rejected: false,
@@ -758,7 +930,7 @@ impl VHost {
         }
         if exchange.name.is_empty() {
             if let Some(q) = self.queues.read().get(routing_key) {
-                out.push(q.clone());
+                push_queue(out, q);
             }
             return;
         }

@@ -137,6 +137,23 @@ pub struct BindingDef {
     pub argument_types: Option<Value>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDef {
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    #[serde(rename = "apply-to", default = "default_apply_to")]
+    pub apply_to: String,
+    #[serde(default = "empty_object")]
+    pub definition: Value,
+    #[serde(default)]
+    pub priority: i64,
+}
+
+fn default_apply_to() -> String {
+    "all".into()
+}
+
 /// A definitions document, as `GET /api/definitions` returns it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Definitions {
@@ -160,6 +177,7 @@ pub struct Definitions {
     pub parameters: Vec<Value>,
     #[serde(default)]
     pub global_parameters: Vec<Value>,
+    /// Kept as raw JSON (RabbitMQ's format); [`Definitions::policy_defs`] reads them.
     #[serde(default)]
     pub policies: Vec<Value>,
     #[serde(default)]
@@ -186,6 +204,8 @@ pub enum Op {
     DeleteExchange { vhost: String, name: String },
     PutBinding(BindingDef),
     DeleteBinding(BindingDef),
+    PutPolicy(PolicyDef),
+    DeletePolicy { vhost: String, name: String },
 }
 
 fn upsert<T>(v: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) {
@@ -196,6 +216,20 @@ fn upsert<T>(v: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) {
 }
 
 impl Definitions {
+    /// The policies that parse (others are skipped with a warning).
+    pub fn policy_defs(&self) -> Vec<PolicyDef> {
+        self.policies
+            .iter()
+            .filter_map(|v| match serde_json::from_value(v.clone()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a policy that does not parse");
+                    None
+                }
+            })
+            .collect()
+    }
+
     pub fn apply(&mut self, op: Op) {
         match op {
             Op::PutVhost(d) => {
@@ -205,6 +239,7 @@ impl Definitions {
             Op::DeleteVhost { name } => {
                 self.vhosts.retain(|x| x.name != name);
                 self.permissions.retain(|x| x.vhost != name);
+                self.policies.retain(|x| x["vhost"] != name.as_str());
                 self.queues.retain(|x| x.vhost != name);
                 self.exchanges.retain(|x| x.vhost != name);
                 self.bindings.retain(|x| x.vhost != name);
@@ -254,6 +289,18 @@ impl Definitions {
                 }
             }
             Op::DeleteBinding(d) => self.bindings.retain(|x| *x != d),
+            Op::PutPolicy(d) => {
+                let same =
+                    |x: &Value| x["name"] == d.name.as_str() && x["vhost"] == d.vhost.as_str();
+                let v = serde_json::to_value(&d).expect("policy serialises");
+                match self.policies.iter_mut().find(|x| same(x)) {
+                    Some(slot) => *slot = v,
+                    None => self.policies.push(v),
+                }
+            }
+            Op::DeletePolicy { vhost, name } => self
+                .policies
+                .retain(|x| !(x["name"] == name.as_str() && x["vhost"] == vhost.as_str())),
         }
     }
 }

@@ -265,6 +265,7 @@ impl DiskQueueStore {
                                         idx,
                                         offset: offset as u32,
                                         len: r.len,
+                                        part: 0,
                                     },
                                 ));
                             }
@@ -501,6 +502,7 @@ impl DiskQueueStore {
                         idx: self.cursor.idx,
                         offset: self.cursor.offset,
                         len: r.len,
+                        part: 0,
                     };
                     let (seq, expires_at) = (r.seq, r.expires_at);
                     Envelope {
@@ -509,6 +511,7 @@ impl DiskQueueStore {
                         redelivered: here < self.redeliver_below,
                         expires_at,
                         loc,
+                        delivery_count: 0,
                     }
                 }
                 _ => {
@@ -546,6 +549,7 @@ impl DiskQueueStore {
             idx: meta.count,
             offset,
             len,
+            part: 0,
         };
         meta.count += 1;
         let sync = match (&self.opts.committer, self.opts.durable && msg.persistent) {
@@ -610,6 +614,7 @@ impl QueueStore for DiskQueueStore {
                 redelivered: false,
                 expires_at,
                 loc,
+                delivery_count: 0,
             });
             Pushed { seq, loc, sync }
         } else {
@@ -620,6 +625,7 @@ impl QueueStore for DiskQueueStore {
                 redelivered: false,
                 expires_at,
                 loc: Loc::default(),
+                delivery_count: 0,
             });
             if self.tail.len() > TAIL_MESSAGES || self.tail_bytes > TAIL_BYTES {
                 self.flush_tail(TAIL_MESSAGES / 2)?;
@@ -723,6 +729,7 @@ impl QueueStore for DiskQueueStore {
                     redelivered: (loc.seg, loc.idx) < self.redeliver_below,
                     expires_at,
                     loc,
+                    delivery_count: 0,
                 }
             }
         };

@@ -11,6 +11,7 @@
 //! - [`committer`]: group commit: one fsync per file per round covers every persistent
 //!   publish that arrived meanwhile; confirms wait for their round.
 //! - [`definitions`]: the durable topology in RabbitMQ's definitions JSON format.
+//! - [`priority`]: priority queues as one store per level.
 //! - [`memory`]: an in-memory backend (unit tests, and a reference for the interface).
 
 pub mod acklog;
@@ -19,6 +20,7 @@ pub mod definitions;
 pub mod disk;
 pub mod json;
 pub mod memory;
+pub mod priority;
 pub mod segment;
 
 use std::sync::Arc;
@@ -43,6 +45,9 @@ pub struct Message {
     pub priority: u8,
     /// The per-message TTL (`expiration`, ms), if it has a valid one.
     pub ttl: Option<u64>,
+    /// The headers may name extra routing keys (`CC` / `BCC`): found by a byte search at
+    /// construction, so routing never decodes the headers of messages without them.
+    pub may_have_cc: bool,
 }
 
 impl Message {
@@ -61,6 +66,9 @@ impl Message {
             persistent: view.persistent(),
             priority: view.priority.unwrap_or(0),
             ttl: view.expiration.as_ref().and_then(|e| e.parse().ok()),
+            may_have_cc: view.headers.as_ref().is_some_and(|raw| {
+                raw.windows(3).any(|w| w == b"\x02CC") || raw.windows(4).any(|w| w == b"\x03BCC")
+            }),
         }
     }
 
@@ -77,6 +85,8 @@ pub struct Loc {
     pub idx: u32,
     pub offset: u32,
     pub len: u32,
+    /// Which sub-store (a priority level), for stores made of several.
+    pub part: u16,
 }
 
 /// A message as a queue holds it.
@@ -88,6 +98,9 @@ pub struct Envelope {
     /// When the message expires in this queue (ms since the Unix epoch).
     pub expires_at: Option<u64>,
     pub loc: Loc,
+    /// Times it was delivered and returned (requeued) so far: quorum-queue semantics for
+    /// `x-delivery-limit` and the `x-delivery-count` header. Kept in memory only.
+    pub delivery_count: u32,
 }
 
 /// What storing a message gave.

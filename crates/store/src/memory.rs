@@ -29,6 +29,7 @@ impl QueueStore for MemoryQueueStore {
             redelivered: false,
             expires_at,
             loc: Loc::default(),
+            delivery_count: 0,
         });
         Ok(Pushed {
             seq,
