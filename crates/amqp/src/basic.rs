@@ -13,6 +13,9 @@ use crate::channel::{settle_all, Channel, Outcome};
 use crate::connection::ConnCtx;
 use crate::delivery::Unacked;
 
+/// The direct reply-to pseudo-queue.
+pub(crate) const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
 impl Channel {
     pub(crate) fn basic_qos(&mut self, ctx: &ConnCtx, m: BasicQos) -> Result<()> {
         if m.prefetch_size != 0 {
@@ -47,8 +50,6 @@ impl Channel {
     }
 
     pub(crate) fn basic_consume(&mut self, ctx: &ConnCtx, m: BasicConsume) -> Result<()> {
-        let queue_name = self.queue_name(&m.queue)?;
-        let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
         let tag: ShortStr = if m.consumer_tag.is_empty() {
             generated_name("amq.ctag").into()
         } else {
@@ -59,6 +60,12 @@ impl Channel {
                 "attempt to reuse consumer tag '{tag}'"
             )));
         }
+        let queue = if m.queue.as_str() == REPLY_TO {
+            self.reply_consumer(ctx, &m)?
+        } else {
+            let queue_name = self.queue_name(&m.queue)?;
+            ctx.vhost.queue(&queue_name, ctx.id)?
+        };
         let priority = match m.arguments.get("x-priority") {
             None => 0,
             Some(v) => match v.as_i64() {
@@ -105,10 +112,38 @@ impl Channel {
         Ok(())
     }
 
+    /// Direct reply-to: consuming from the pseudo-queue `amq.rabbitmq.reply-to` makes a
+    /// private queue named `amq.rabbitmq.reply-to.<token>` that only this channel
+    /// consumes, without acks; requests published with `reply_to` =
+    /// `amq.rabbitmq.reply-to` carry its name instead, and replies routed to it by the
+    /// default exchange arrive here. It goes with the consumer (or the connection).
+    fn reply_consumer(&mut self, ctx: &ConnCtx, m: &BasicConsume) -> Result<Arc<Queue>> {
+        if !m.no_ack {
+            return Err(BrokerError::precondition_failed(
+                "reply consumer cannot acknowledge",
+            ));
+        }
+        if self.reply_to.is_some() {
+            return Err(BrokerError::precondition_failed(
+                "reply consumer already set",
+            ));
+        }
+        let name = format!(
+            "{REPLY_TO}.{}",
+            generated_name("g").trim_start_matches("g-")
+        );
+        let q = ctx.vhost.declare_reply_queue(&name, ctx.id)?;
+        self.reply_to = Some(name);
+        Ok(q)
+    }
+
     pub(crate) fn basic_cancel(&mut self, ctx: &ConnCtx, m: BasicCancel) -> Result<()> {
         if let Some((_, q)) = self.consumers.remove(&m.consumer_tag) {
             ctx.out.remove_consumed_queue(&q);
             ctx.vhost.cancel(&q, ctx.id, &m.consumer_tag);
+            if self.reply_to.as_deref() == Some(q.name.as_str()) {
+                self.reply_to = None;
+            }
         }
         if !m.nowait {
             self.send(

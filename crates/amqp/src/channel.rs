@@ -24,6 +24,8 @@ pub(crate) struct Channel {
     pub tx: Option<Tx>,
     /// A tx.commit waiting for this commit epoch before its commit-ok.
     pub commit_waiting: Option<u64>,
+    /// The private queue of this channel's direct reply-to consumer.
+    pub reply_to: Option<String>,
     /// `basic.qos` global = false: the prefetch given to consumers created from now on.
     pub consumer_prefetch: u16,
     /// The queue most recently declared on this channel (the "" shortcut).
@@ -48,6 +50,7 @@ impl Channel {
             confirm: None,
             tx: None,
             commit_waiting: None,
+            reply_to: None,
             consumer_prefetch: 0,
             last_queue: None,
             exchange_cache: None,

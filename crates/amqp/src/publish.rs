@@ -223,13 +223,21 @@ impl Channel {
             }
         }
         let exchange = self.publish_exchange(ctx, &p.exchange)?;
-        let msg = Arc::new(Message::new(
-            p.exchange,
-            p.routing_key,
-            p.properties,
-            &p.view,
-            body,
-        ));
+        let mut msg = Message::new(p.exchange, p.routing_key, p.properties, &p.view, body);
+        if p.view.reply_to.as_deref() == Some(crate::basic::REPLY_TO) {
+            let Some(own) = self.reply_to.clone() else {
+                return Err(BrokerError::precondition_failed(
+                    "fast reply consumer does not exist",
+                ));
+            };
+            msg = warren_core::message::rewrite(
+                &msg,
+                msg.exchange.clone(),
+                msg.routing_key.clone(),
+                |props| props.reply_to = Some(own.as_str().into()),
+            );
+        }
+        let msg = Arc::new(msg);
         let publish = Publish {
             exchange,
             msg,

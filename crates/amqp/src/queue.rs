@@ -23,6 +23,20 @@ impl Channel {
         // Unlike the other queue methods, a passive declare of "" looks for a queue
         // named "" (RabbitMQ does not apply the shortcut here).
         let name = m.queue.to_string();
+        if m.passive && name == crate::basic::REPLY_TO {
+            // The direct reply-to pseudo-queue always "exists", as in RabbitMQ.
+            if !m.nowait {
+                self.send(
+                    ctx,
+                    QueueDeclareOk {
+                        queue: m.queue,
+                        message_count: 0,
+                        consumer_count: 1,
+                    },
+                );
+            }
+            return Ok(());
+        }
         let (q, messages, consumers) = ctx.vhost.declare_queue(
             &Declare {
                 name,

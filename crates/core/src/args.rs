@@ -56,12 +56,15 @@ fn check_for(key: &str) -> Check {
         | "x-max-in-memory-bytes"
         | "x-stream-max-segment-size-bytes"
         | "x-delivery-limit"
+        | "x-consumer-timeout"
+        | "x-cache-size"
+        | "x-cache-ttl"
         | "x-quorum-initial-group-size"
         | "x-initial-cluster-size" => Check::NonNegInt,
         "x-max-priority" => Check::MaxPriority,
         "x-overflow" => Check::Overflow,
         "x-queue-mode" => Check::QueueMode,
-        "x-single-active-consumer" => Check::Bool,
+        "x-single-active-consumer" | "x-message-deduplication" => Check::Bool,
         "x-queue-type" => Check::QueueType,
         _ => Check::Ignore,
     }

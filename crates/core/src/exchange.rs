@@ -129,6 +129,8 @@ pub struct Exchange {
     deleted: AtomicBool,
     /// `alternate-exchange` from the applicable policy (the argument wins over it).
     policy_ae: RwLock<Option<String>>,
+    /// Set for an `x-delayed-message` exchange (`kind` is then its `x-delayed-type`).
+    pub(crate) delayed: std::sync::OnceLock<Arc<crate::delayed::DelayedExchange>>,
 }
 
 impl Exchange {
@@ -152,11 +154,26 @@ impl Exchange {
             bindings: RwLock::new(Bindings::default()),
             deleted: AtomicBool::new(false),
             policy_ae: RwLock::new(None),
+            delayed: std::sync::OnceLock::new(),
         }
     }
 
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    /// The type as declared: `x-delayed-message` for a delayed exchange, else the kind.
+    pub fn type_name(&self) -> &str {
+        if self.delayed.get().is_some() {
+            "x-delayed-message"
+        } else {
+            self.kind.as_str()
+        }
+    }
+
+    /// Messages held by a delayed exchange, waiting for their time.
+    pub fn delayed_pending(&self) -> Option<u64> {
+        self.delayed.get().map(|d| d.pending())
     }
 
     /// Where unroutable messages go: the `alternate-exchange` argument, else the policy's.

@@ -26,6 +26,8 @@ pub mod auth;
 pub mod broker;
 pub mod consumer;
 pub mod deadletter;
+pub mod dedup;
+pub mod delayed;
 pub mod error;
 pub mod exchange;
 pub mod headers;

@@ -82,6 +82,7 @@ struct Inner {
     expired: Vec<Envelope>,
     dropped: Vec<Envelope>,
     limited: Vec<Envelope>,
+    dedup: crate::dedup::DedupCache,
 }
 
 /// Whether a queue took a published message.
@@ -168,6 +169,7 @@ impl Queue {
                 expired: Vec::new(),
                 dropped: Vec::new(),
                 limited: Vec::new(),
+                dedup: Default::default(),
             }),
             deleted: AtomicBool::new(false),
         }
@@ -228,6 +230,14 @@ impl Queue {
             return Enqueued::Rejected;
         }
         let now = now_ms();
+        if let Some(cfg) = inner.settings.dedup {
+            if let Some(key) = crate::dedup::key(&msg) {
+                if inner.dedup.check_and_insert(key, &cfg, now) {
+                    // A duplicate: dropped, and still acked to a confirming publisher.
+                    return Enqueued::Accepted { sync: None };
+                }
+            }
+        }
         let queue_ttl = inner.settings.message_ttl;
         let expires_at = match (queue_ttl, msg.ttl) {
             (Some(q), Some(m)) => Some(now.saturating_add(q.min(m))),

@@ -1,8 +1,9 @@
-//! Timed work on queues (message expiry), driven by one broker-wide task.
+//! Timed work (message and queue expiry, delayed messages), driven by one broker-wide
+//! task.
 //!
-//! A queue asks to be woken at its earliest expiry; the scheduler keeps one min-heap of
-//! those deadlines and calls [`Queue::expire_due`] when one is reached. That is what
-//! lets a message expire on time wherever it sits in its queue, not only at the head.
+//! An object asks to be woken at a deadline; the scheduler keeps one min-heap of those
+//! deadlines and calls [`Timed::fire`] when one is reached. That is what lets a message
+//! expire on time wherever it sits in its queue, not only at the head.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
@@ -22,9 +23,20 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Something the scheduler wakes up.
+pub trait Timed: Send + Sync {
+    fn fire(self: Arc<Self>, now: u64);
+}
+
+impl Timed for Queue {
+    fn fire(self: Arc<Self>, now: u64) {
+        self.expire_due(now);
+    }
+}
+
 struct Entry {
     at: u64,
-    queue: Weak<Queue>,
+    target: Weak<dyn Timed>,
 }
 
 impl PartialEq for Entry {
@@ -51,14 +63,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Asks for `queue.expire_due` to be called at `at` (ms since the epoch).
-    pub fn schedule(&self, at: u64, queue: &Arc<Queue>) {
+    /// Asks for `target.fire` to be called at `at` (ms since the epoch).
+    pub fn schedule<T: Timed + 'static>(&self, at: u64, target: &Arc<T>) {
+        let weak: Weak<T> = Arc::downgrade(target);
         let mut h = self.heap.lock();
         let earlier = h.peek().is_none_or(|Reverse(e)| at < e.at);
-        h.push(Reverse(Entry {
-            at,
-            queue: Arc::downgrade(queue),
-        }));
+        h.push(Reverse(Entry { at, target: weak }));
         drop(h);
         if earlier {
             self.wake.notify_one();
@@ -85,14 +95,16 @@ impl Scheduler {
                     {
                         let mut h = self.heap.lock();
                         while h.peek().is_some_and(|Reverse(e)| e.at <= now) {
-                            due.push(h.pop().unwrap().0.queue);
+                            due.push(h.pop().unwrap().0.target);
                         }
                     }
-                    for q in due {
-                        if let Some(q) = q.upgrade() {
-                            q.expire_due(now);
+                    for t in due {
+                        if let Some(t) = t.upgrade() {
+                            t.fire(now);
                         }
                     }
+                    // Let other tasks on this worker run between rounds.
+                    tokio::task::yield_now().await;
                 }
             }
         }

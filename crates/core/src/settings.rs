@@ -47,7 +47,19 @@ pub struct QueueSettings {
     pub single_active_consumer: bool,
     /// ms; `None`: the broker-wide consumer timeout.
     pub consumer_timeout: Option<u64>,
+    /// `x-message-deduplication`: drop messages whose `x-deduplication-header` was seen.
+    pub dedup: Option<Dedup>,
 }
+
+/// The deduplication cache's bounds (`x-cache-size` entries, `x-cache-ttl` ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dedup {
+    pub cache_size: usize,
+    pub cache_ttl: Option<u64>,
+}
+
+/// Entries kept when `x-cache-size` is not given: the cache is always bounded.
+pub const DEFAULT_DEDUP_CACHE: usize = 65_536;
 
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
@@ -94,6 +106,16 @@ impl QueueSettings {
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
             consumer_timeout: min_opt(arg_num("x-consumer-timeout"), pol_num("consumer-timeout")),
+            dedup: args
+                .get("x-message-deduplication")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+                .then(|| Dedup {
+                    cache_size: arg_num("x-cache-size")
+                        .map(|n| n as usize)
+                        .unwrap_or(DEFAULT_DEDUP_CACHE),
+                    cache_ttl: arg_num("x-cache-ttl"),
+                }),
         }
     }
 

@@ -125,6 +125,7 @@ impl Storage {
             committer: durable.then(|| self.committer.clone()),
             flusher: durable.then(|| self.flusher.clone()),
             after_crash: self.after_crash,
+            memory_tail: true,
         };
         if !durable && dir.exists() {
             fs::remove_dir_all(&dir)?;
@@ -148,6 +149,31 @@ impl Storage {
             )?) as Box<dyn QueueStore>)
         });
         Ok(Box::new(PriorityStore::open(max, &existing, opener)?))
+    }
+
+    /// Options for a store under `dir` that never keeps messages in memory (delayed
+    /// messages), durable or not.
+    pub fn disk_options(&self, durable: bool, memory_tail: bool) -> DiskOptions {
+        DiskOptions {
+            segment_size: self.segment_size,
+            durable,
+            committer: durable.then(|| self.committer.clone()),
+            flusher: durable.then(|| self.flusher.clone()),
+            after_crash: self.after_crash,
+            memory_tail,
+        }
+    }
+
+    /// Where a delayed-message exchange keeps its pending messages.
+    pub fn delayed_dir(&self, vhost: &str, exchange: &str, durable: bool) -> PathBuf {
+        if durable {
+            self.data_dir
+                .join("delayed")
+                .join(hex_hash(&[vhost, exchange]))
+        } else {
+            let n = self.next_transient.fetch_add(1, Ordering::Relaxed);
+            self.data_dir.join("transient").join(format!("delayed-{n}"))
+        }
     }
 
     /// Removes durable queue directories no definition refers to (left by a queue
@@ -213,7 +239,7 @@ pub fn exchange_def(e: &Exchange) -> ExchangeDef {
     ExchangeDef {
         name: e.name.clone(),
         vhost: e.vhost.clone(),
-        kind: e.kind.as_str().into(),
+        kind: e.type_name().into(),
         durable: e.durable,
         auto_delete: e.auto_delete,
         internal: e.internal,

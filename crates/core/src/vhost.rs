@@ -190,9 +190,14 @@ impl VHost {
             return self.exchange(&d.name);
         }
         // As RabbitMQ: the type is checked before the name.
-        let kind = ExchangeKind::parse(&d.kind).ok_or_else(|| {
-            BrokerError::command_invalid(format!("unknown exchange type '{}'", d.kind))
-        })?;
+        let delayed = d.kind == "x-delayed-message";
+        let kind = if delayed {
+            delayed_kind(&d.arguments)?
+        } else {
+            ExchangeKind::parse(&d.kind).ok_or_else(|| {
+                BrokerError::command_invalid(format!("unknown exchange type '{}'", d.kind))
+            })?
+        };
         if d.name.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -216,11 +221,33 @@ impl VHost {
             d.arguments.clone(),
         ));
         e.set_policy_alternate_exchange(self.exchange_policy_ae(&e.name));
+        if delayed {
+            self.attach_delayed(&e)?;
+        }
         self.exchanges.write().insert(d.name.clone(), e.clone());
         if e.durable {
             self.storage.journal(Op::PutExchange(exchange_def(&e)));
         }
         Ok(e)
+    }
+
+    /// Opens (recovering) the pending-message store of a delayed exchange.
+    fn attach_delayed(&self, e: &Arc<Exchange>) -> Result<()> {
+        let d = crate::delayed::DelayedExchange::open(
+            self.storage.delayed_dir(&self.name, &e.name, e.durable),
+            self.storage.disk_options(e.durable, false),
+            self.self_ref.clone(),
+            Arc::downgrade(e),
+            self.scheduler.clone(),
+        )
+        .map_err(|err| {
+            BrokerError::internal(format!(
+                "cannot open storage for delayed exchange '{}': {err}",
+                e.name
+            ))
+        })?;
+        let _ = e.delayed.set(d);
+        Ok(())
     }
 
     fn assert_exchange_equivalent(
@@ -243,7 +270,8 @@ impl VHost {
                 Ok(())
             }
         };
-        check("type", e.kind.as_str().into(), kind.as_str().into())?;
+        let _ = kind;
+        check("type", e.type_name().into(), d.kind.clone())?;
         check("durable", e.durable.to_string(), d.durable.to_string())?;
         check(
             "auto_delete",
@@ -294,6 +322,9 @@ impl VHost {
     fn remove_exchange_locked(&self, e: &Arc<Exchange>) {
         self.exchanges.write().remove(&e.name);
         e.mark_deleted();
+        if let Some(d) = e.delayed.get() {
+            d.destroy();
+        }
         if e.durable {
             // The definitions drop the exchange's bindings, both ways, with it.
             self.storage.journal(Op::DeleteExchange {
@@ -371,6 +402,22 @@ impl VHost {
             self.storage.journal(Op::PutQueue(queue_def(&q)));
         }
         Ok((q, 0, 0))
+    }
+
+    /// The private queue behind a direct reply-to consumer: exclusive to `connection`,
+    /// deleted with its consumer, and named under the reserved `amq.` prefix that clients
+    /// cannot declare.
+    pub fn declare_reply_queue(&self, name: &str, connection: ConnectionId) -> Result<Arc<Queue>> {
+        let _t = self.topology.lock();
+        self.create_queue(QueueSpec {
+            vhost: self.name.clone(),
+            name: name.to_string(),
+            durable: false,
+            exclusive_owner: Some(connection),
+            auto_delete: true,
+            arguments: FieldTable::new(),
+            policy: None,
+        })
     }
 
     /// Builds a queue on its store (recovering a durable queue's messages) and adds it.
@@ -675,23 +722,36 @@ impl VHost {
             }
         }
         for x in defs.exchanges.iter().filter(|x| x.vhost == self.name) {
-            let Some(kind) = ExchangeKind::parse(&x.kind) else {
+            let arguments = json_to_table_typed(&x.arguments, x.argument_types.as_ref());
+            let delayed = x.kind == "x-delayed-message";
+            let kind = if delayed {
+                delayed_kind(&arguments).ok()
+            } else {
+                ExchangeKind::parse(&x.kind)
+            };
+            let Some(kind) = kind else {
                 tracing::warn!(exchange = %x.name, kind = %x.kind, "skipping an exchange of unknown type");
                 continue;
             };
             if self.exchanges.read().contains_key(&x.name) {
                 continue;
             }
-            let e = Exchange::new(
+            let e = Arc::new(Exchange::new(
                 &self.name,
                 &x.name,
                 kind,
                 x.durable,
                 x.auto_delete,
                 x.internal,
-                json_to_table_typed(&x.arguments, x.argument_types.as_ref()),
-            );
-            self.exchanges.write().insert(x.name.clone(), Arc::new(e));
+                arguments,
+            ));
+            if delayed {
+                if let Err(err) = self.attach_delayed(&e) {
+                    tracing::error!(exchange = %x.name, error = %err, "delayed exchange not recovered");
+                    continue;
+                }
+            }
+            self.exchanges.write().insert(x.name.clone(), e);
         }
         for q in defs.queues.iter().filter(|q| q.vhost == self.name) {
             let arguments = json_to_table_typed(&q.arguments, q.argument_types.as_ref());
@@ -840,6 +900,36 @@ impl VHost {
         msg: Arc<Message>,
         scratch: &mut Vec<Arc<Queue>>,
     ) -> Published {
+        if let Some(d) = exchange.delayed.get() {
+            if let Some(delay) = crate::delayed::delay_of(&msg) {
+                // Held, and routed when due: never returned as unroutable (as the plugin).
+                return match d.hold(msg, delay) {
+                    Ok(sync) => Published {
+                        routed: 1,
+                        rejected: false,
+                        sync,
+                    },
+                    Err(e) => {
+                        tracing::error!(exchange = %exchange.name, error = %e, "cannot store a delayed message; refusing it");
+                        Published {
+                            routed: 1,
+                            rejected: true,
+                            sync: None,
+                        }
+                    }
+                };
+            }
+        }
+        self.publish_now(exchange, msg, scratch)
+    }
+
+    /// Routes and enqueues at once (a delayed exchange's message whose time has come).
+    pub fn publish_now(
+        &self,
+        exchange: &Arc<Exchange>,
+        msg: Arc<Message>,
+        scratch: &mut Vec<Arc<Queue>>,
+    ) -> Published {
         scratch.clear();
         let mut msg = msg;
         // Sender-selected distribution: `CC` and `BCC` name more routing keys; `BCC` is
@@ -956,6 +1046,18 @@ impl VHost {
             });
         }
     }
+}
+
+/// The routing type of an `x-delayed-message` exchange, from `x-delayed-type`.
+fn delayed_kind(args: &FieldTable) -> Result<ExchangeKind> {
+    args.get("x-delayed-type")
+        .and_then(|v| v.as_str())
+        .and_then(ExchangeKind::parse)
+        .ok_or_else(|| {
+            BrokerError::precondition_failed(
+                "Invalid argument, 'x-delayed-type' must be an existing exchange type",
+            )
+        })
 }
 
 fn check_exclusive(q: &Queue, connection: ConnectionId) -> Result<()> {

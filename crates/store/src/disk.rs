@@ -35,6 +35,8 @@ use crate::{Envelope, Loc, Message, Pushed, QueueStore, SeqNo};
 /// Recently appended messages kept in memory for consumers that keep up.
 const CACHE_MESSAGES: usize = 2048;
 const CACHE_BYTES: u64 = 4 << 20;
+/// The size of a queue's first segment file.
+const FIRST_SEGMENT: usize = 64 << 10;
 /// Bounds of the unwritten tail; past them its oldest messages are written out.
 const TAIL_MESSAGES: usize = 8192;
 const TAIL_BYTES: u64 = 4 << 20;
@@ -50,6 +52,10 @@ pub struct DiskOptions {
     /// been delivered (the logged cursor may be stale), so all come back redelivered,
     /// as RabbitMQ does after a crash.
     pub after_crash: bool,
+    /// Keep the newest messages in memory until the tail bounds are reached (see the
+    /// module docs). Off for stores that hold messages for a long time by design
+    /// (delayed messages), where memory must not grow with what is pending.
+    pub memory_tail: bool,
 }
 
 impl Default for DiskOptions {
@@ -60,6 +66,7 @@ impl Default for DiskOptions {
             committer: None,
             flusher: None,
             after_crash: false,
+            memory_tail: true,
         }
     }
 }
@@ -320,7 +327,12 @@ impl DiskQueueStore {
             return Ok(());
         }
         let id = self.next_segment_id();
-        let cap = (self.opts.segment_size as usize).max(size + 4);
+        // Segments grow: a queue's first is small, each next one twice the last, up to
+        // the configured size. Thousands of short queues then cost kilobytes of disk each,
+        // not a full segment.
+        let prev = self.write.as_ref().map_or(0, |w| w.capacity());
+        let grown = if prev == 0 { FIRST_SEGMENT } else { prev * 2 };
+        let cap = grown.min(self.opts.segment_size as usize).max(size + 4);
         let w = WriteSegment::create(&self.dir, id, cap)?;
         if self.opts.durable {
             // The new file's directory entry must be durable before any confirm that
@@ -602,7 +614,7 @@ impl DiskQueueStore {
 impl QueueStore for DiskQueueStore {
     fn push(&mut self, msg: Arc<Message>, expires_at: Option<u64>) -> io::Result<Pushed> {
         let seq = self.next_seq;
-        let must_write = self.opts.durable && msg.persistent;
+        let must_write = (self.opts.durable && msg.persistent) || !self.opts.memory_tail;
         let size = msg.size();
         let pushed = if must_write {
             // Older tail messages go first, to keep everything written older than the tail.
@@ -871,6 +883,7 @@ mod tests {
             committer: None,
             flusher: None,
             after_crash: false,
+            memory_tail: true,
         }
     }
 
