@@ -130,9 +130,9 @@ impl DelayedExchange {
         let width = if coarse { COARSE } else { FINE };
         let key = due - due % width;
         let map = if coarse { &mut st.coarse } else { &mut st.fine };
-        if !map.contains_key(&key) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = map.entry(key) {
             let store = DiskQueueStore::open(&self.bucket_dir(coarse, key), self.opts.clone())?;
-            map.insert(key, Bucket { store, out: 0 });
+            slot.insert(Bucket { store, out: 0 });
         }
         Ok((map.get_mut(&key).expect("inserted"), key))
     }
