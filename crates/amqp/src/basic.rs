@@ -6,6 +6,7 @@ use std::sync::Arc;
 use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::{FieldValue, ShortStr};
+use warren_core::access::{Kind, Perm};
 use warren_core::util::generated_name;
 use warren_core::{BrokerError, Consumer, Credit, Queue, Result};
 
@@ -64,6 +65,7 @@ impl Channel {
             self.reply_consumer(ctx, &m)?
         } else {
             let queue_name = self.queue_name(&m.queue)?;
+            self.access.check(Kind::Queue, &queue_name, Perm::Read)?;
             ctx.vhost.queue(&queue_name, ctx.id)?
         };
         let priority = match m.arguments.get("x-priority") {
@@ -158,6 +160,7 @@ impl Channel {
 
     pub(crate) fn basic_get(&mut self, ctx: &ConnCtx, m: BasicGet) -> Result<()> {
         let queue_name = self.queue_name(&m.queue)?;
+        self.access.check(Kind::Queue, &queue_name, Perm::Read)?;
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
         let Some((env, left)) = queue.get(m.no_ack) else {
             self.send(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::{Method, ShortStr};
+use warren_core::access::Access;
 use warren_core::{BrokerError, Consumer, Exchange, Queue, Result};
 
 use crate::confirms::Confirms;
@@ -26,6 +27,9 @@ pub(crate) struct Channel {
     pub commit_waiting: Option<u64>,
     /// The private queue of this channel's direct reply-to consumer.
     pub reply_to: Option<String>,
+    /// The user's permissions in the vhost, as they were when the channel opened.
+    pub access: Arc<Access>,
+
     /// `basic.qos` global = false: the prefetch given to consumers created from now on.
     pub consumer_prefetch: u16,
     /// The queue most recently declared on this channel (the "" shortcut).
@@ -51,6 +55,8 @@ impl Channel {
             tx: None,
             commit_waiting: None,
             reply_to: None,
+            access: ctx.broker.access(&ctx.user.name, &ctx.vhost.name),
+
             consumer_prefetch: 0,
             last_queue: None,
             exchange_cache: None,

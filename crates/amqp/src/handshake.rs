@@ -248,13 +248,13 @@ pub async fn handshake(
     {
         Ok(u) => u,
         Err(AuthFailure::Refused) => {
-            tracing::warn!(%peer, user = %username, "login refused: invalid credentials");
+            tracing::warn!(%peer, "{mechanism} login refused: user '{username}' - invalid credentials");
             return Err(refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             )));
         }
         Err(AuthFailure::LoopbackOnly) => {
-            tracing::warn!(%peer, user = %username, "login refused: user can only connect via localhost");
+            tracing::warn!(%peer, "{mechanism} login refused: user '{username}' can only connect via localhost");
             return Err(refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             )));

@@ -9,6 +9,7 @@ use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::properties::BASIC_CLASS_ID;
 use warren_amqp_codec::{reply, Frame, FrameType, PropertiesView, ShortStr};
+use warren_core::access::{Access, Kind, Perm};
 use warren_core::{BrokerError, Exchange, Message, Result};
 
 use crate::channel::Channel;
@@ -63,8 +64,15 @@ impl Channel {
         if m.immediate {
             return Err(BrokerError::not_implemented("immediate=true"));
         }
-        // Resolve the exchange now, as RabbitMQ does before reading the content.
-        self.publish_exchange(ctx, &m.exchange)?;
+        // Permission, then the exchange, as RabbitMQ checks them before the content.
+        let x = self.publish_exchange(ctx, &m.exchange)?;
+        if self.access.has_topic_rules() && x.kind == warren_core::ExchangeKind::Topic {
+            self.access.check_topic(
+                Access::exchange_resource(&m.exchange),
+                &m.routing_key,
+                Perm::Write,
+            )?;
+        }
         self.content = Content::Header(Pending {
             exchange: m.exchange,
             routing_key: m.routing_key,
@@ -87,6 +95,8 @@ impl Channel {
                 return Ok(e.clone());
             }
         }
+        self.access
+            .check(Kind::Exchange, Access::exchange_resource(name), Perm::Write)?;
         let e = ctx.vhost.exchange(name)?;
         if e.internal {
             return Err(BrokerError::access_refused(format!(

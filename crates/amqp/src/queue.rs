@@ -2,6 +2,7 @@
 //! the channel's most recently declared queue.
 
 use warren_amqp_codec::methods::*;
+use warren_core::access::{Kind, Perm};
 use warren_core::vhost::QueueDeclare as Declare;
 use warren_core::{BrokerError, Result};
 
@@ -37,6 +38,9 @@ impl Channel {
             }
             return Ok(());
         }
+        if !m.passive && !name.is_empty() {
+            self.check_queue_declare(&name, &m.arguments)?;
+        }
         let (q, messages, consumers) = ctx.vhost.declare_queue(
             &Declare {
                 name,
@@ -62,9 +66,26 @@ impl Channel {
         Ok(())
     }
 
+    /// queue.declare: configure on the queue; with a dead-letter exchange, also read on
+    /// the queue and write on that exchange.
+    fn check_queue_declare(&self, name: &str, args: &warren_amqp_codec::FieldTable) -> Result<()> {
+        let a = &self.access;
+        a.check(Kind::Queue, name, Perm::Configure)?;
+        if let Some(dlx) = args.get("x-dead-letter-exchange").and_then(|v| v.as_str()) {
+            a.check(Kind::Queue, name, Perm::Read)?;
+            a.check(
+                Kind::Exchange,
+                warren_core::access::Access::exchange_resource(dlx),
+                Perm::Write,
+            )?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn queue_bind(&mut self, ctx: &ConnCtx, m: QueueBind) -> Result<()> {
         let queue = self.queue_name(&m.queue)?;
         let key = shortcut_key(&m.queue, &m.routing_key, &queue);
+        self.check_bind(ctx, (Kind::Queue, &queue), &m.exchange, &key)?;
         ctx.vhost
             .bind_queue(&queue, &m.exchange, &key, &m.arguments, ctx.id)?;
         if !m.nowait {
@@ -76,6 +97,7 @@ impl Channel {
     pub(crate) fn queue_unbind(&mut self, ctx: &ConnCtx, m: QueueUnbind) -> Result<()> {
         let queue = self.queue_name(&m.queue)?;
         let key = shortcut_key(&m.queue, &m.routing_key, &queue);
+        self.check_bind(ctx, (Kind::Queue, &queue), &m.exchange, &key)?;
         ctx.vhost
             .unbind_queue(&queue, &m.exchange, &key, &m.arguments, ctx.id)?;
         self.send(ctx, QueueUnbindOk {});
@@ -84,6 +106,7 @@ impl Channel {
 
     pub(crate) fn queue_purge(&mut self, ctx: &ConnCtx, m: QueuePurge) -> Result<()> {
         let queue = self.queue_name(&m.queue)?;
+        self.access.check(Kind::Queue, &queue, Perm::Read)?;
         let n = ctx.vhost.purge_queue(&queue, ctx.id)?;
         if !m.nowait {
             self.send(
@@ -98,6 +121,7 @@ impl Channel {
 
     pub(crate) fn queue_delete(&mut self, ctx: &ConnCtx, m: QueueDelete) -> Result<()> {
         let queue = self.queue_name(&m.queue)?;
+        self.access.check(Kind::Queue, &queue, Perm::Configure)?;
         let n = ctx
             .vhost
             .delete_queue(&queue, m.if_unused, m.if_empty, ctx.id)?;

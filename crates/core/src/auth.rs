@@ -61,6 +61,9 @@ pub enum AuthFailure {
     LoopbackOnly,
 }
 
+/// A topic permission: (exchange, write expression, read expression).
+pub type TopicRule = (String, String, String);
+
 #[derive(Default)]
 pub struct Users {
     users: RwLock<HashMap<String, User>>,
@@ -68,6 +71,8 @@ pub struct Users {
     permissions: RwLock<HashMap<(String, String), Permission>>,
     /// Users that may only connect from loopback addresses (`loopback_users`).
     loopback_only: RwLock<Vec<String>>,
+    /// (user, vhost) -> [(exchange, write, read)]
+    topic: RwLock<HashMap<(String, String), Vec<TopicRule>>>,
 }
 
 impl Users {
@@ -122,6 +127,46 @@ impl Users {
             return Err(AuthFailure::LoopbackOnly);
         }
         Ok(user)
+    }
+
+    /// Sets a topic permission (one per user, vhost and exchange).
+    pub fn set_topic_permission(
+        &self,
+        user: &str,
+        vhost: &str,
+        exchange: &str,
+        write: &str,
+        read: &str,
+    ) {
+        let mut t = self.topic.write();
+        let list = t.entry((user.to_string(), vhost.to_string())).or_default();
+        list.retain(|(x, ..)| x != exchange);
+        list.push((exchange.to_string(), write.to_string(), read.to_string()));
+    }
+
+    /// Clears a user's topic permissions in a vhost (for one exchange, or all).
+    pub fn clear_topic_permissions(&self, user: &str, vhost: &str, exchange: Option<&str>) {
+        let mut t = self.topic.write();
+        let key = (user.to_string(), vhost.to_string());
+        match exchange {
+            None => {
+                t.remove(&key);
+            }
+            Some(x) => {
+                if let Some(list) = t.get_mut(&key) {
+                    list.retain(|(e, ..)| e != x);
+                }
+            }
+        }
+    }
+
+    /// A user's topic permissions in a vhost: (exchange, write, read).
+    pub fn topic_permissions(&self, user: &str, vhost: &str) -> Vec<TopicRule> {
+        self.topic
+            .read()
+            .get(&(user.to_string(), vhost.to_string()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn permission(&self, user: &str, vhost: &str) -> Option<Permission> {

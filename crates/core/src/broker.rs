@@ -128,6 +128,7 @@ pub struct Broker {
     pub started_at: Instant,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
+    pub(crate) access_cache: crate::access::AccessCache,
 }
 
 impl Broker {
@@ -152,6 +153,7 @@ impl Broker {
             started_at: Instant::now(),
             vhosts: RwLock::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            access_cache: Default::default(),
             config,
         });
         b.users.set_loopback_users(b.config.loopback_users.clone());
@@ -191,6 +193,21 @@ impl Broker {
                     write: p.write.clone(),
                     read: p.read.clone(),
                 },
+            );
+        }
+        for t in &defs.topic_permissions {
+            let f = |k: &str| {
+                t.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            self.users.set_topic_permission(
+                &f("user"),
+                &f("vhost"),
+                &f("exchange"),
+                &f("write"),
+                &f("read"),
             );
         }
         self.storage.remove_orphans(defs);

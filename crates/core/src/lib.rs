@@ -21,6 +21,7 @@
 //!   trait an adapter implements to receive deliveries.
 //! - [`error`]: [`BrokerError`], an AMQP reply code plus RabbitMQ's text.
 
+pub mod access;
 pub mod args;
 pub mod auth;
 pub mod broker;
