@@ -690,3 +690,47 @@ def test_properties_headers_and_bodies_survive_byte_for_byte(restartable, uniq, 
         assert header == want_header, f"{name}: properties/headers changed across the restart"
         assert len(got_body) == len(body) and got_body == body, \
             f"{name}: body changed across the restart"
+
+
+@HOW
+def test_bcc_keys_survive_for_dead_lettering(restartable, uniq, how):
+    """BCC is removed from the headers at publish, but RabbitMQ keeps those keys as the
+    message's routing keys: a dead letter without x-dead-letter-routing-key is routed by
+    routing key + CC + BCC, also after a restart."""
+    rb = restartable
+    src, dlx = uniq("src"), uniq("dlx")
+    a, b, c = uniq("a"), uniq("b"), uniq("c")
+    declare(
+        rb,
+        exchanges=[(dlx, "direct", {"durable": True})],
+        queues=[(src, {"durable": True, "arguments": {"x-dead-letter-exchange": dlx}}),
+                (a, {"durable": True}), (b, {"durable": True}), (c, {"durable": True})],
+        bindings=[(a, dlx, "ka", None), (b, dlx, "kb", None), (c, dlx, "kc", None)],
+    )
+    conn, ch = ch_of(rb)
+    ch.confirm_delivery()
+    ch.basic_publish("", src, b"m", spec.BasicProperties(
+        delivery_mode=PERSISTENT, headers={"CC": ["ka", "kb"], "BCC": ["kc"]}))
+    conn.close()
+
+    bounce(rb, how)
+
+    conn, ch = ch_of(rb)
+    try:
+        m, p, body = ch.basic_get(src)
+        assert body == b"m" and "BCC" not in p.headers
+        ch.basic_reject(m.delivery_tag, requeue=False)
+
+        got = {}
+
+        def arrived(q):
+            m, p, _body = ch.basic_get(q, auto_ack=True)
+            got[q] = p
+            return m is not None
+        for q in (a, b, c):
+            eventually(lambda: arrived(q), what=f"dead letter in {q}")
+            p = got[q]
+            assert "BCC" not in p.headers
+            assert p.headers["x-death"][0]["routing-keys"] == [src, "ka", "kb"]
+    finally:
+        conn.close()

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::properties::BASIC_CLASS_ID;
-use warren_amqp_codec::{reply, Frame, FrameType, PropertiesView, ShortStr};
+use warren_amqp_codec::{reply, FieldValue, Frame, FrameType, PropertiesView, ShortStr};
 use warren_core::access::{Access, Kind, Perm};
 use warren_core::{BrokerError, Exchange, Message, Result};
 
@@ -234,6 +234,9 @@ impl Channel {
         }
         let exchange = self.publish_exchange(ctx, &p.exchange)?;
         let mut msg = Message::new(p.exchange, p.routing_key, p.properties, &p.view, body);
+        if msg.may_have_cc {
+            check_routing_headers(&p.view)?;
+        }
         if p.view.reply_to.as_deref() == Some(crate::basic::REPLY_TO) {
             let Some(own) = self.reply_to.clone() else {
                 return Err(BrokerError::precondition_failed(
@@ -299,6 +302,25 @@ impl Channel {
 
 /// Parses a per-message `expiration` (milliseconds, as a decimal string) the way
 /// RabbitMQ does, with its error terms.
+/// `CC` and `BCC` must be arrays (of strings), or RabbitMQ refuses the message.
+fn check_routing_headers(view: &PropertiesView) -> Result<()> {
+    let Some(h) = view.headers_table() else {
+        return Ok(());
+    };
+    for key in ["CC", "BCC"] {
+        match h.get(key) {
+            None | Some(FieldValue::Array(_)) => {}
+            Some(v) => {
+                return Err(BrokerError::precondition_failed(format!(
+                    "invalid message: {{unacceptable_type_in_header,\"{key}\",{}}}",
+                    v.type_name()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_expiration(s: &str) -> std::result::Result<u64, String> {
     let b = s.as_bytes();
     let mut i = 0;

@@ -135,6 +135,10 @@ pub fn dead_letter_message(
         "x-last-death-exchange",
         FieldValue::from(msg.exchange.as_str()),
     );
+    if target.routing_key.is_some() {
+        // Routed by the dead-letter key alone: the CC keys would mislead a reader.
+        headers.remove("CC");
+    }
     props.headers = Some(headers);
     // The expiration went into x-death: the copy must not expire again on its way.
     props.expiration = None;
@@ -145,13 +149,19 @@ pub fn dead_letter_message(
         Some(k) => k.as_str().into(),
         None => msg.routing_key.clone(),
     };
-    Message::new(
+    let mut m = Message::new(
         target.exchange.as_str().into(),
         routing_key,
         raw,
         &view,
         msg.body.clone(),
-    )
+    );
+    // Its routing keys stay the original ones (BCC included) unless a dead-letter key
+    // replaced them.
+    if target.routing_key.is_none() {
+        m.bcc = msg.bcc.clone();
+    }
+    m
 }
 
 /// Whether delivering a dead letter to `target` would close an automatic cycle: the
@@ -215,7 +225,18 @@ impl Queue {
                     .and_then(|r| FieldTable::decode(r).ok())
             };
             queues.clear();
-            vhost.route(&exchange, &msg.routing_key, &mut headers, &mut queues);
+            // With a dead-letter routing key, that key alone; otherwise the keys it was
+            // published with (its routing key and `CC`).
+            let keys: Vec<String> = match &target.routing_key {
+                Some(k) => vec![k.clone()],
+                None => routing_keys(&env.msg, headers().as_ref())
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .chain(env.msg.bcc.iter().flatten().map(|k| k.to_string()))
+                    .collect(),
+            };
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            vhost.route(&exchange, &keys, &mut headers, &mut queues);
             for q in queues.drain(..) {
                 if reason != Reason::Rejected && is_cycle(&msg, &q) {
                     continue;

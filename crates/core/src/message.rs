@@ -17,7 +17,9 @@ pub fn rewrite(
     f(&mut props);
     let raw = props.to_bytes();
     let view = PropertiesView::parse(&raw).unwrap_or_default();
-    Message::new(exchange, routing_key, raw, &view, msg.body.clone())
+    let mut m = Message::new(exchange, routing_key, raw, &view, msg.body.clone());
+    m.bcc = msg.bcc.clone();
+    m
 }
 
 /// A copy of `msg` with its headers table changed by `f` (created if absent; dropped if

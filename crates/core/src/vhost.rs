@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
-use warren_amqp_codec::{FieldTable, FieldValue, PropertiesView};
+use warren_amqp_codec::{FieldTable, FieldValue, PropertiesView, ShortStr};
 use warren_store::definitions::{Definitions, Op};
 use warren_store::json::json_to_table_typed;
 use warren_store::Message;
@@ -902,7 +902,11 @@ impl VHost {
     ) -> Published {
         if let Some(d) = exchange.delayed.get() {
             if let Some(delay) = crate::delayed::delay_of(&msg) {
-                // Held, and routed when due: never returned as unroutable (as the plugin).
+                // Held, and routed when due: never returned as unroutable; the routed
+                // copy says `x-delay: -delay`, as the plugin marks it.
+                let msg = Arc::new(crate::message::with_headers(&msg, |h| {
+                    h.insert("x-delay", FieldValue::I64(-(delay as i64)));
+                }));
                 return match d.hold(msg, delay) {
                     Ok(sync) => Published {
                         routed: 1,
@@ -946,10 +950,22 @@ impl VHost {
                             .extend(items.iter().filter_map(|v| v.as_str()).map(String::from));
                     }
                 }
-                if h.contains_key("BCC") {
-                    msg = Arc::new(crate::message::with_headers(&msg, |h| {
+                if let Some(bcc) = h.get("BCC") {
+                    let keys: Box<[ShortStr]> = match bcc {
+                        FieldValue::Array(items) => items
+                            .iter()
+                            .filter_map(|v| v.as_str())
+                            .filter(|k| k.len() <= 255)
+                            .map(ShortStr::from)
+                            .take(255)
+                            .collect(),
+                        _ => Box::new([]),
+                    };
+                    let mut m = crate::message::with_headers(&msg, |h| {
                         h.remove("BCC");
-                    }));
+                    });
+                    m.bcc = (!keys.is_empty()).then_some(keys);
+                    msg = Arc::new(m);
                 }
             }
         }
@@ -958,32 +974,10 @@ impl VHost {
                 .ok()
                 .and_then(|v| v.headers_table())
         };
-        let mut route_all = |x: &Arc<Exchange>, out: &mut Vec<Arc<Queue>>| {
-            self.route(x, &msg.routing_key, &mut headers, out);
-            for k in &extra_keys {
-                self.route(x, k, &mut headers, out);
-            }
-        };
-        route_all(exchange, scratch);
-        // Unroutable: try the alternate exchange, and its alternate, never twice.
-        if scratch.is_empty() {
-            let mut seen: Vec<String> = vec![exchange.name.clone()];
-            let mut current = exchange.clone();
-            while let Some(ae) = current.alternate_exchange() {
-                if seen.contains(&ae) {
-                    break;
-                }
-                let Ok(next) = self.exchange(&ae) else {
-                    break;
-                };
-                seen.push(ae);
-                route_all(&next, scratch);
-                if !scratch.is_empty() {
-                    break;
-                }
-                current = next;
-            }
-        }
+        let mut keys: Vec<&str> = Vec::with_capacity(1 + extra_keys.len());
+        keys.push(&msg.routing_key);
+        keys.extend(extra_keys.iter().map(String::as_str));
+        self.route(exchange, &keys, &mut headers, scratch);
         let mut out = Published {
             routed: scratch.len(),
             rejected: false,
@@ -1003,13 +997,16 @@ impl VHost {
 
     // ----- routing -------------------------------------------------------------------
 
-    /// Routes a message from `exchange` into `out` (each queue once), following
-    /// exchange-to-exchange bindings without looping on cycles. `headers` is consulted
-    /// (and should parse lazily) only if a headers exchange is on the way.
+    /// Routes a message with `routing_keys` (its key, then any `CC`/`BCC` keys) from
+    /// `exchange` into `out` (each queue once), following exchange-to-exchange bindings
+    /// without looping on cycles. As in RabbitMQ, an exchange that routes the message
+    /// nowhere at all (no queue, no exchange) hands it to its alternate exchange, which
+    /// is then routed like any other exchange on the way. `headers` is consulted (and
+    /// should parse lazily) only if a headers exchange is on the way.
     pub fn route(
         &self,
         exchange: &Arc<Exchange>,
-        routing_key: &str,
+        routing_keys: &[&str],
         headers: &mut dyn FnMut() -> Option<FieldTable>,
         out: &mut Vec<Arc<Queue>>,
     ) {
@@ -1019,13 +1016,20 @@ impl VHost {
             }
         }
         if exchange.name.is_empty() {
-            if let Some(q) = self.queues.read().get(routing_key) {
-                push_queue(out, q);
+            let queues = self.queues.read();
+            for k in routing_keys {
+                if let Some(q) = queues.get(*k) {
+                    push_queue(out, q);
+                }
             }
             return;
         }
-        if exchange.bindings.read().to_exchanges == 0 {
-            exchange.route_local(routing_key, headers, &mut |d| {
+        // The common case: one key, no exchange bindings, no alternate exchange.
+        if routing_keys.len() == 1
+            && exchange.bindings.read().to_exchanges == 0
+            && exchange.alternate_exchange().is_none()
+        {
+            exchange.route_local(routing_keys[0], headers, &mut |d| {
                 if let Destination::Queue(q) = d {
                     push_queue(out, q)
                 }
@@ -1035,29 +1039,50 @@ impl VHost {
         let mut pending: Vec<Arc<Exchange>> = vec![exchange.clone()];
         let mut seen: Vec<*const Exchange> = vec![Arc::as_ptr(exchange)];
         while let Some(e) = pending.pop() {
-            e.route_local(routing_key, headers, &mut |d| match d {
-                Destination::Queue(q) => push_queue(out, q),
-                Destination::Exchange(x) => {
-                    if !seen.contains(&Arc::as_ptr(x)) {
-                        seen.push(Arc::as_ptr(x));
-                        pending.push(x.clone());
+            let mut any = false;
+            for k in routing_keys {
+                e.route_local(k, headers, &mut |d| {
+                    any = true;
+                    match d {
+                        Destination::Queue(q) => push_queue(out, q),
+                        Destination::Exchange(x) => {
+                            if !seen.contains(&Arc::as_ptr(x)) {
+                                seen.push(Arc::as_ptr(x));
+                                pending.push(x.clone());
+                            }
+                        }
+                    }
+                });
+            }
+            if any {
+                continue;
+            }
+            if let Some(ae) = e.alternate_exchange() {
+                if let Ok(x) = self.exchange(&ae) {
+                    if !seen.contains(&Arc::as_ptr(&x)) {
+                        seen.push(Arc::as_ptr(&x));
+                        pending.push(x);
                     }
                 }
-            });
+            }
         }
     }
 }
 
 /// The routing type of an `x-delayed-message` exchange, from `x-delayed-type`.
 fn delayed_kind(args: &FieldTable) -> Result<ExchangeKind> {
-    args.get("x-delayed-type")
-        .and_then(|v| v.as_str())
-        .and_then(ExchangeKind::parse)
-        .ok_or_else(|| {
-            BrokerError::precondition_failed(
-                "Invalid argument, 'x-delayed-type' must be an existing exchange type",
-            )
-        })
+    let Some(t) = args.get("x-delayed-type").and_then(|v| v.as_str()) else {
+        return Err(BrokerError::precondition_failed(
+            "Invalid argument, 'x-delayed-type' must be an existing exchange type",
+        ));
+    };
+    if t == "x-delayed-message" {
+        return Err(BrokerError::precondition_failed(
+            "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'",
+        ));
+    }
+    ExchangeKind::parse(t)
+        .ok_or_else(|| BrokerError::command_invalid(format!("unknown exchange type '{t}'")))
 }
 
 fn check_exclusive(q: &Queue, connection: ConnectionId) -> Result<()> {

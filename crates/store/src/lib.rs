@@ -48,6 +48,9 @@ pub struct Message {
     /// The headers may name extra routing keys (`CC` / `BCC`): found by a byte search at
     /// construction, so routing never decodes the headers of messages without them.
     pub may_have_cc: bool,
+    /// The `BCC` routing keys, removed from the headers at publish but still the
+    /// message's routing keys when it is dead-lettered (as in RabbitMQ). Stored with it.
+    pub bcc: Option<Box<[ShortStr]>>,
 }
 
 impl Message {
@@ -69,6 +72,7 @@ impl Message {
             may_have_cc: view.headers.as_ref().is_some_and(|raw| {
                 raw.windows(3).any(|w| w == b"\x02CC") || raw.windows(4).any(|w| w == b"\x03BCC")
             }),
+            bcc: None,
         }
     }
 

@@ -21,6 +21,7 @@
 //!   u8  exchange length,  exchange
 //!   u8  routing key length, routing key
 //!   u32 properties length, properties (raw AMQP basic properties)
+//!   if flags bit 1: u8 count, count × (u8 length, BCC routing key)
 //!   body                  the rest
 //! ```
 
@@ -43,6 +44,7 @@ pub const RECORD_HEADER: usize = 8;
 const FIXED_PAYLOAD: usize = 8 + 8 + 1 + 1 + 1 + 4;
 
 const FLAG_PERSISTENT: u8 = 1;
+const FLAG_BCC: u8 = 2;
 
 pub fn segment_path(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("{id:08}.seg"))
@@ -56,6 +58,10 @@ pub fn record_size(msg: &Message) -> usize {
         + msg.routing_key.len()
         + msg.properties.len()
         + msg.body.len()
+        + msg
+            .bcc
+            .as_ref()
+            .map_or(0, |k| 1 + k.iter().map(|k| 1 + k.len()).sum::<usize>())
 }
 
 /// A decoded record: every field a slice of the segment mapping.
@@ -68,6 +74,7 @@ pub struct Record {
     pub routing_key: ShortStr,
     pub properties: Bytes,
     pub body: Bytes,
+    pub bcc: Option<Box<[ShortStr]>>,
     /// Bytes the record takes in the segment, header included.
     pub len: u32,
 }
@@ -75,13 +82,15 @@ pub struct Record {
 impl Record {
     pub fn into_message(self) -> Message {
         let view = warren_amqp_codec::PropertiesView::parse(&self.properties).unwrap_or_default();
-        Message::new(
+        let mut m = Message::new(
             self.exchange,
             self.routing_key,
             self.properties,
             &view,
             self.body,
-        )
+        );
+        m.bcc = self.bcc;
+        m
     }
 }
 
@@ -154,8 +163,24 @@ fn parse_payload(seg: &Bytes, start: usize, end: usize) -> Option<Record> {
     let ex = field(1)?;
     let rk = field(1)?;
     let props = field(4)?;
-    let body_from = props.0 + props.1;
+    let mut body_from = props.0 + props.1;
     let slice = |(from, len): (usize, usize)| seg.slice(start + from..start + from + len);
+    let mut bcc = None;
+    if flags & FLAG_BCC != 0 {
+        let n = *p.get(body_from)? as usize;
+        let mut at = body_from + 1;
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = *p.get(at)? as usize;
+            if at + 1 + len > p.len() {
+                return None;
+            }
+            keys.push(ShortStr::from_bytes(slice((at + 1, len))).ok()?);
+            at += 1 + len;
+        }
+        bcc = Some(keys.into_boxed_slice());
+        body_from = at;
+    }
     Some(Record {
         seq,
         expires_at: (expires_at != 0).then_some(expires_at),
@@ -164,6 +189,7 @@ fn parse_payload(seg: &Bytes, start: usize, end: usize) -> Option<Record> {
         routing_key: ShortStr::from_bytes(slice(rk)).ok()?,
         properties: slice(props),
         body: seg.slice(start + body_from..end),
+        bcc,
         len: 0,
     })
 }
@@ -229,7 +255,8 @@ impl WriteSegment {
         let p = &mut buf[RECORD_HEADER..];
         p[0..8].copy_from_slice(&seq.to_le_bytes());
         p[8..16].copy_from_slice(&expires_at.unwrap_or(0).to_le_bytes());
-        p[16] = if msg.persistent { FLAG_PERSISTENT } else { 0 };
+        p[16] = if msg.persistent { FLAG_PERSISTENT } else { 0 }
+            | if msg.bcc.is_some() { FLAG_BCC } else { 0 };
         let mut i = 17;
         for s in [msg.exchange.as_bytes(), msg.routing_key.as_bytes()] {
             p[i] = s.len() as u8;
@@ -240,6 +267,16 @@ impl WriteSegment {
         i += 4;
         p[i..i + msg.properties.len()].copy_from_slice(&msg.properties);
         i += msg.properties.len();
+        if let Some(keys) = &msg.bcc {
+            // At most 255 keys are kept: a header that long is not a real use.
+            p[i] = keys.len() as u8;
+            i += 1;
+            for k in keys.iter() {
+                p[i] = k.len() as u8;
+                p[i + 1..i + 1 + k.len()].copy_from_slice(k.as_bytes());
+                i += 1 + k.len();
+            }
+        }
         p[i..i + msg.body.len()].copy_from_slice(&msg.body);
         let crc = crc32c::crc32c(&buf[RECORD_HEADER..]);
         buf[4..8].copy_from_slice(&crc.to_le_bytes());
