@@ -1,5 +1,10 @@
 //! One AMQP connection after the handshake: the reader loop, frame routing to channels,
 //! connection-level methods, resource-alarm blocking, heartbeat timeouts, errors and close.
+//!
+//! Each connection and channel is registered with the broker's
+//! [`Registry`](warren_core::registry::Registry), which the management API lists and uses to
+//! force-close a connection. The only per-message cost is one relaxed atomic increment per
+//! publish; byte counts come from the kernel when asked for.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,10 +20,12 @@ use warren_amqp_codec::frame::{decode_frame, write_method, FrameType};
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::{reply, CodecError, Frame, Method};
 use warren_core::auth::User;
+use warren_core::registry::{ChannelEntry, ChannelProbe, ConnectionEntry, ConnectionInfo};
 use warren_core::{Broker, BrokerError, ConnectionId, VHost};
 use warren_store::committer::Committer;
 
 use crate::channel::Channel;
+use crate::delivery::ChannelShared;
 use crate::handshake::{handshake, ClientCapabilities, HandshakeEnd};
 use crate::outbound::{Outbound, WakeBatch};
 use crate::AmqpConfig;
@@ -97,6 +104,22 @@ pub(crate) struct Connection {
     channel_max: u16,
     /// We sent connection.close and wait for close-ok.
     closing: bool,
+    /// This connection in the broker's registry.
+    reg: Arc<ConnectionEntry>,
+    /// The registry entries of open channels, indexed by channel number (a publish finds
+    /// its counter without hashing).
+    chan_stats: Vec<Option<Arc<ChannelEntry>>>,
+}
+
+/// What the management API reads from a channel's delivery state on demand.
+impl ChannelProbe for ChannelShared {
+    fn unacked(&self) -> u64 {
+        self.state.lock().unacked.len() as u64
+    }
+
+    fn global_prefetch(&self) -> u32 {
+        self.credit.limit()
+    }
 }
 
 /// Serves one accepted socket to the end.
@@ -108,6 +131,11 @@ pub async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = sock.set_nodelay(true);
+    let local = sock.local_addr().unwrap_or(peer);
+    let fd = {
+        use std::os::fd::AsRawFd;
+        sock.as_raw_fd()
+    };
     let (mut r, mut w) = sock.into_split();
     let mut buf = BytesMut::with_capacity(64 << 10);
     let hs = tokio::time::timeout(
@@ -153,6 +181,22 @@ pub async fn serve_connection(
         .unwrap_or("unknown")
         .to_string();
     tracing::info!(%peer, connection = id, user = %opened.user.name, vhost = %opened.vhost.name, %client, "connection opened");
+    // Deregisters when dropped, at the end of this function, while `r` still holds the
+    // socket open (see `Registration::socket_closing`).
+    let registration = broker.registry().register(ConnectionInfo {
+        id,
+        protocol: "AMQP 0-9-1".into(),
+        peer,
+        local,
+        user: opened.user.name.clone(),
+        vhost: opened.vhost.name.clone(),
+        auth_mechanism: "PLAIN".into(),
+        client_properties: warren_store::json::table_to_json(&opened.client_properties),
+        frame_max: opened.frame_max,
+        channel_max: opened.channel_max,
+        heartbeat: opened.heartbeat,
+        fd: Some(fd),
+    });
     let out = Arc::new(Outbound::default());
     let heartbeat = Duration::from_secs(opened.heartbeat as u64);
     // As RabbitMQ: a heartbeat every half interval while we have nothing else to send.
@@ -172,12 +216,16 @@ pub async fn serve_connection(
         channels: HashMap::new(),
         channel_max: opened.channel_max,
         closing: false,
+        reg: registration.entry.clone(),
+        chan_stats: Vec::new(),
     };
     let reason = conn.run(&mut r, buf, heartbeat, &mut shutdown).await;
     tracing::info!(%peer, connection = id, reason, "connection closed");
     conn.cleanup();
     out.close();
     let _ = writer.await;
+    registration.socket_closing();
+    drop(registration);
 }
 
 /// The reply text for a close method: RabbitMQ cuts texts longer than a short string
@@ -275,6 +323,7 @@ impl Connection {
         };
         let mut alarms = self.ctx.broker.alarms.subscribe();
         let mut synced = self.ctx.committer.subscribe();
+        let forced = self.reg.clone();
         let mut close_deadline: Option<tokio::time::Instant> = None;
         // After a frame error that desynchronised the stream, nothing more is parsed.
         let mut desynced = false;
@@ -323,6 +372,14 @@ impl Connection {
                         "broker forced connection closure with reason 'shutdown'",
                     ));
                     return "broker shutdown";
+                }
+                // The management API closes us: connection.close, then wait for close-ok.
+                why = forced.close_requested(), if !self.closing => {
+                    tracing::info!(connection = self.ctx.id, reason = %why, "closing connection on request");
+                    self.fail(AmqpError::connection(reply::CONNECTION_FORCED, why));
+                    close_deadline = Some(tokio::time::Instant::now() + CLOSE_OK_TIMEOUT);
+                    self.ctx.out.schedule();
+                    continue;
                 }
                 _ = sleep_until_opt(close_deadline) => return "close-ok timeout",
                 _ = sleep_opt(idle_limit) => {
@@ -444,6 +501,11 @@ impl Connection {
             tokio::select! {
                 r = alarms.changed() => if r.is_err() { return false },
                 _ = shutdown.changed() => return false,
+                why = self.reg.close_requested() => {
+                    self.fail(AmqpError::connection(reply::CONNECTION_FORCED, why));
+                    self.ctx.out.schedule();
+                    return false;
+                }
             }
         }
         if notify {
@@ -559,6 +621,7 @@ impl Connection {
                     ));
                 }
                 let ch = Channel::new(id, &self.ctx);
+                self.track_channel(id, Some(ch.shared.clone()));
                 self.channels.insert(id, ch);
                 self.ctx.out.send(
                     id,
@@ -574,6 +637,7 @@ impl Connection {
             // close-ok, everything else is dropped.
             (Method::ChannelCloseOk(_), Some(true)) => {
                 self.channels.remove(&id);
+                self.track_channel(id, None);
                 Ok(Flow::Continue)
             }
             (Method::ChannelClose(_), Some(true)) => {
@@ -585,6 +649,7 @@ impl Connection {
                 if let Some(mut ch) = self.channels.remove(&id) {
                     ch.close(&self.ctx);
                 }
+                self.track_channel(id, None);
                 self.ctx.out.send(id, &ChannelCloseOk {}.into());
                 Ok(Flow::Continue)
             }
@@ -601,14 +666,60 @@ impl Connection {
                         40,
                     ));
                 }
-                ch.method(&self.ctx, m)
-                    .map_err(|e| AmqpError::from_method(id, e, ids))?;
+                let stat = self.chan_stats.get(id as usize).and_then(Option::as_ref);
+                if let (Method::BasicPublish(_), Some(st)) = (&m, stat) {
+                    st.count_publish();
+                }
+                // Methods that change what the management API shows of a channel.
+                let mode_change = matches!(
+                    m,
+                    Method::BasicQos(_) | Method::ConfirmSelect(_) | Method::TxSelect(_)
+                );
+                let r = ch.method(&self.ctx, m);
+                if mode_change {
+                    if let Some(st) = stat {
+                        st.prefetch.store(
+                            ch.consumer_prefetch as u32,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                        st.confirm
+                            .store(ch.confirm.is_some(), std::sync::atomic::Ordering::Relaxed);
+                        st.transactional
+                            .store(ch.tx.is_some(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                r.map_err(|e| AmqpError::from_method(id, e, ids))?;
                 if ch.commit_waiting.is_some() {
                     return Ok(Flow::WaitSync);
                 }
                 Ok(Flow::Continue)
             }
         }
+    }
+
+    /// Registers a channel that opened (`probe` given) or forgets one that closed.
+    fn track_channel(&mut self, id: u16, probe: Option<Arc<ChannelShared>>) {
+        let i = id as usize;
+        match probe {
+            Some(p) => {
+                let entry = self.reg.add_channel(id, Some(p as Arc<dyn ChannelProbe>));
+                if self.chan_stats.len() <= i {
+                    self.chan_stats.resize(i + 1, None);
+                }
+                self.chan_stats[i] = Some(entry);
+            }
+            None => {
+                self.reg.remove_channel(id);
+                if let Some(slot) = self.chan_stats.get_mut(i) {
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    fn untrack_all_channels(&mut self) {
+        self.reg.clear_channels();
+        self.chan_stats.clear();
     }
 
     /// Sends every publisher confirm that can go out now.
@@ -694,6 +805,7 @@ impl Connection {
         for (_, mut ch) in self.channels.drain() {
             ch.close(&self.ctx);
         }
+        self.untrack_all_channels();
         self.ctx
             .out
             .send(0, &close_method(&err, class_id, method_id));
@@ -705,6 +817,7 @@ impl Connection {
         for (_, mut ch) in self.channels.drain() {
             ch.close(&self.ctx);
         }
+        self.untrack_all_channels();
         self.ctx.vhost.connection_closed(self.ctx.id);
     }
 }

@@ -15,7 +15,7 @@ use warren_core::{Broker, BrokerConfig};
 
 /// A RabbitMQ-compatible message broker. A port of 0 disables that listener.
 #[derive(Parser, Debug)]
-#[command(name = "warren", version, about)]
+#[command(name = "warren", version, about, args_override_self = true)]
 struct Args {
     /// Address every listener binds to.
     #[arg(long, env = "WARREN_BIND", default_value = "0.0.0.0")]
@@ -53,6 +53,15 @@ struct Args {
     /// Node name shown to clients and in the management API.
     #[arg(long, env = "WARREN_NODE_NAME")]
     node_name: Option<String>,
+    /// How often the management API samples message rates, in seconds (RabbitMQ's
+    /// `collect_statistics_interval`).
+    #[arg(long, env = "WARREN_STATS_INTERVAL", default_value_t = 5.0)]
+    stats_interval: f64,
+    /// A definitions file (RabbitMQ's JSON export format) to import at start, as
+    /// RabbitMQ's `load_definitions`: users, vhosts, permissions, policies, exchanges,
+    /// queues and bindings it names are created or updated.
+    #[arg(long, env = "WARREN_LOAD_DEFINITIONS")]
+    load_definitions: Option<PathBuf>,
 }
 
 fn main() {
@@ -122,15 +131,24 @@ async fn run(args: Args) -> Result<(), String> {
         sync_topology: args.sync_topology,
         ..Default::default()
     })?;
+    // Management state (topic permissions among it) loaded before the first connection.
+    broker.management();
+    if let Some(path) = &args.load_definitions {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read definitions {}: {e}", path.display()))?;
+        let defs: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("definitions {} are not JSON: {e}", path.display()))?;
+        broker
+            .import_definitions(&defs, None)
+            .map_err(|e| format!("cannot import definitions {}: {e}", path.display()))?;
+        tracing::info!(file = %path.display(), "definitions imported");
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let amqp = bind(args.bind, args.amqp_port, "AMQP 0-9-1").await?;
-    for (port, what) in [
-        (args.http_port, "management HTTP"),
-        (args.mqtt_port, "MQTT"),
-        (args.stomp_port, "STOMP"),
-        (args.prometheus_port, "Prometheus"),
-    ] {
+    let http = bind(args.bind, args.http_port, "management HTTP").await?;
+    let prom = bind(args.bind, args.prometheus_port, "Prometheus").await?;
+    for (port, what) in [(args.mqtt_port, "MQTT"), (args.stomp_port, "STOMP")] {
         if port != 0 {
             tracing::warn!(
                 port,
@@ -148,11 +166,51 @@ async fn run(args: Args) -> Result<(), String> {
     ));
 
     let mut tasks = Vec::new();
+    let amqp_cfg = warren_amqp::AmqpConfig {
+        cluster_name: node_name.clone(),
+        ..Default::default()
+    };
+    let ip = args.bind.to_string();
+    let listeners = [
+        ("amqp", args.amqp_port),
+        ("http", args.http_port),
+        ("http/prometheus", args.prometheus_port),
+        ("mqtt", args.mqtt_port),
+        ("stomp", args.stomp_port),
+    ]
+    .into_iter()
+    .filter(|(_, p)| *p != 0)
+    .map(|(protocol, port)| warren_http::Listener {
+        protocol: protocol.into(),
+        ip: ip.clone(),
+        port,
+    })
+    .collect();
+    let http_cfg = warren_http::HttpConfig {
+        listeners,
+        disk_free_limit: args.disk_free_limit,
+        stats_interval: Duration::from_secs_f64(args.stats_interval.max(0.1)),
+        rabbitmq_version: amqp_cfg.version.clone(),
+        ..Default::default()
+    };
+    if let Some(l) = http {
+        tasks.push(tokio::spawn(warren_http::serve(
+            l,
+            broker.clone(),
+            http_cfg.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(l) = prom {
+        tasks.push(tokio::spawn(warren_http::serve_prometheus(
+            l,
+            broker.clone(),
+            http_cfg,
+            shutdown_rx.clone(),
+        )));
+    }
     if let Some(l) = amqp {
-        let cfg = warren_amqp::AmqpConfig {
-            cluster_name: node_name.clone(),
-            ..Default::default()
-        };
+        let cfg = amqp_cfg;
         tasks.push(tokio::spawn(warren_amqp::serve(
             l,
             broker.clone(),
