@@ -23,7 +23,7 @@ tmp=$(mktemp -d)
 port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 amqp=$(port); http=$(port); prom=$(port)
 "$bin" --bind 127.0.0.1 --amqp-port "$amqp" --http-port "$http" --prometheus-port "$prom" \
-  --mqtt-port 0 --stomp-port 0 --data-dir "$tmp/data" >"$tmp/log" 2>&1 &
+  --mqtt-port 0 --stomp-port 0 --web-mqtt-port 0 --web-stomp-port 0 --data-dir "$tmp/data" >"$tmp/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do

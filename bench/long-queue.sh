@@ -51,7 +51,7 @@ trap cleanup EXIT
 
 start_warren() {
   "$warren" --bind 127.0.0.1 --amqp-port "$port" --http-port 0 --mqtt-port 0 \
-    --stomp-port 0 --prometheus-port 0 --data-dir "$data_dir" >>"$log" 2>&1 &
+    --stomp-port 0 --web-mqtt-port 0 --web-stomp-port 0 --prometheus-port 0 --data-dir "$data_dir" >>"$log" 2>&1 &
   broker_pid=$!
   local t0=$SECONDS
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do

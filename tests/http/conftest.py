@@ -29,9 +29,8 @@ import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CANDIDATES = [
-    os.path.join(ROOT, "target", "release", "examples", "warren-http-dev"),
-    os.path.join(ROOT, "target", "http", "debug", "examples", "warren-http-dev"),
-    os.path.join(ROOT, "target", "debug", "examples", "warren-http-dev"),
+    os.path.join(ROOT, "target", "release", "warren"),
+    os.path.join(ROOT, "target", "debug", "warren"),
 ]
 
 
@@ -43,8 +42,7 @@ def broker_bin():
         if os.path.exists(c):
             return c
     raise RuntimeError(
-        "no broker with HTTP listeners: build it with "
-        "`cargo build --release -p warren-http --example warren-http-dev` or set WARREN_HTTP_BIN"
+        "no broker: build it with `cargo build --release -p warren` or set WARREN_HTTP_BIN"
     )
 
 
@@ -148,6 +146,8 @@ def start_warren(data_dir=None):
             "--amqp-port", str(amqp),
             "--http-port", str(http),
             "--prometheus-port", str(prom),
+            "--web-mqtt-port", "0",
+            "--web-stomp-port", "0",
             "--mqtt-port", "0",
             "--stomp-port", "0",
             "--data-dir", data_dir,

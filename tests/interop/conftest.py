@@ -103,6 +103,8 @@ def _start_warren(tmp_root, extra_args=(), data_dir=None):
             "--mqtt-port", "0",
             "--stomp-port", "0",
             "--prometheus-port", "0",
+            "--web-mqtt-port", "0",
+            "--web-stomp-port", "0",
             "--data-dir", data_dir,
             *extra_args,
         ],

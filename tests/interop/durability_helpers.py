@@ -477,7 +477,7 @@ class RestartableWarren:
             self.proc = subprocess.Popen(
                 [WARREN_BIN, "--bind", "127.0.0.1", "--amqp-port", str(self.port),
                  "--http-port", "0", "--mqtt-port", "0", "--stomp-port", "0",
-                 "--prometheus-port", "0", "--data-dir", self.data_dir, *self.extra_args],
+                 "--prometheus-port", "0", "--web-mqtt-port", "0", "--web-stomp-port", "0", "--data-dir", self.data_dir, *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")})
         self.broker.proc = self.proc

@@ -67,7 +67,7 @@ def test_port_zero_disables_a_listener_and_env_sets_ports():
         port = free_port()
         p = subprocess.Popen([WARREN_BIN, "--bind", "127.0.0.1", "--amqp-port", "0",
                               "--http-port", "0", "--mqtt-port", "0", "--stomp-port", "0",
-                              "--prometheus-port", "0", "--data-dir", os.path.join(d, "d2")],
+                              "--prometheus-port", "0", "--web-mqtt-port", "0", "--web-stomp-port", "0", "--data-dir", os.path.join(d, "d2")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(0.5)
@@ -86,7 +86,7 @@ def test_port_in_use_is_a_clear_startup_error():
         with tempfile.TemporaryDirectory() as d:
             r = subprocess.run([WARREN_BIN, "--bind", "127.0.0.1", "--amqp-port", str(port),
                                 "--http-port", "0", "--mqtt-port", "0", "--stomp-port", "0",
-                                "--prometheus-port", "0", "--data-dir", d],
+                                "--prometheus-port", "0", "--web-mqtt-port", "0", "--web-stomp-port", "0", "--data-dir", d],
                                capture_output=True, timeout=10)
     assert r.returncode != 0
     assert f"cannot listen for AMQP 0-9-1 on 127.0.0.1:{port}" in r.stderr.decode()

@@ -32,6 +32,12 @@ struct Args {
     /// STOMP port.
     #[arg(long, env = "WARREN_STOMP_PORT", default_value_t = 61613)]
     stomp_port: u16,
+    /// MQTT over WebSocket (Web-MQTT, `ws://host:port/ws`) port.
+    #[arg(long, env = "WARREN_WEB_MQTT_PORT", default_value_t = 15675)]
+    web_mqtt_port: u16,
+    /// STOMP over WebSocket (Web-STOMP, `ws://host:port/ws`) port.
+    #[arg(long, env = "WARREN_WEB_STOMP_PORT", default_value_t = 15674)]
+    web_stomp_port: u16,
     /// Prometheus metrics port.
     #[arg(long, env = "WARREN_PROMETHEUS_PORT", default_value_t = 15692)]
     prometheus_port: u16,
@@ -148,14 +154,10 @@ async fn run(args: Args) -> Result<(), String> {
     let amqp = bind(args.bind, args.amqp_port, "AMQP 0-9-1").await?;
     let http = bind(args.bind, args.http_port, "management HTTP").await?;
     let prom = bind(args.bind, args.prometheus_port, "Prometheus").await?;
-    for (port, what) in [(args.mqtt_port, "MQTT"), (args.stomp_port, "STOMP")] {
-        if port != 0 {
-            tracing::warn!(
-                port,
-                "{what} is not implemented yet in this build; not listening"
-            );
-        }
-    }
+    let mqtt = bind(args.bind, args.mqtt_port, "MQTT").await?;
+    let web_mqtt = bind(args.bind, args.web_mqtt_port, "Web-MQTT").await?;
+    let stomp = bind(args.bind, args.stomp_port, "STOMP").await?;
+    let web_stomp = bind(args.bind, args.web_stomp_port, "Web-STOMP").await?;
 
     let scheduler = tokio::spawn(broker.scheduler.clone().run());
     let disk = tokio::spawn(disk::monitor(
@@ -177,6 +179,8 @@ async fn run(args: Args) -> Result<(), String> {
         ("http/prometheus", args.prometheus_port),
         ("mqtt", args.mqtt_port),
         ("stomp", args.stomp_port),
+        ("http/web-mqtt", args.web_mqtt_port),
+        ("http/web-stomp", args.web_stomp_port),
     ]
     .into_iter()
     .filter(|(_, p)| *p != 0)
@@ -206,6 +210,40 @@ async fn run(args: Args) -> Result<(), String> {
             l,
             broker.clone(),
             http_cfg,
+            shutdown_rx.clone(),
+        )));
+    }
+    let mqtt_cfg = warren_mqtt::MqttConfig::default();
+    if let Some(l) = mqtt {
+        tasks.push(tokio::spawn(warren_mqtt::serve(
+            l,
+            broker.clone(),
+            mqtt_cfg.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(l) = web_mqtt {
+        tasks.push(tokio::spawn(warren_mqtt::serve_ws(
+            l,
+            broker.clone(),
+            mqtt_cfg,
+            shutdown_rx.clone(),
+        )));
+    }
+    let stomp_cfg = warren_stomp::StompConfig::default();
+    if let Some(l) = stomp {
+        tasks.push(tokio::spawn(warren_stomp::serve(
+            l,
+            broker.clone(),
+            stomp_cfg.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(l) = web_stomp {
+        tasks.push(tokio::spawn(warren_stomp::serve_ws(
+            l,
+            broker.clone(),
+            stomp_cfg,
             shutdown_rx.clone(),
         )));
     }

@@ -1,0 +1,73 @@
+//! The STOMP listeners (plain and WebSocket).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use warren_core::Broker;
+use warren_websocket::transport::{self, WsFraming};
+use warren_websocket::{accept_loop, WsOptions};
+
+use crate::connection::serve_connection;
+use crate::StompConfig;
+
+/// What every STOMP connection shares.
+pub(crate) struct Shared {
+    pub broker: Arc<Broker>,
+    pub cfg: StompConfig,
+}
+
+/// Serves STOMP on `listener` until `shutdown` turns true, then closes every
+/// connection.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    cfg: StompConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let shared = Arc::new(Shared { broker, cfg });
+    let sd = shutdown.clone();
+    accept_loop(listener, shutdown, "STOMP", move |sock: TcpStream, peer| {
+        let (r, w) = transport::tcp(sock);
+        serve_connection(r, w, peer, shared.clone(), sd.clone(), false)
+    })
+    .await;
+}
+
+/// Serves STOMP over WebSocket (`ws://host:port/ws`, subprotocols `v12.stomp`,
+/// `v11.stomp`, `v10.stomp`, as RabbitMQ's Web-STOMP); each frame goes in its own
+/// WebSocket message, as stomp.js expects.
+pub async fn serve_ws(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    cfg: StompConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let opts = Arc::new(WsOptions {
+        path: cfg.ws_path.clone(),
+        protocols: vec!["v12.stomp", "v11.stomp", "v10.stomp", "stomp"],
+        handshake_timeout: Duration::from_secs(10),
+    });
+    let shared = Arc::new(Shared { broker, cfg });
+    let sd = shutdown.clone();
+    accept_loop(
+        listener,
+        shutdown,
+        "Web-STOMP",
+        move |sock: TcpStream, peer: SocketAddr| {
+            let (shared, sd, opts) = (shared.clone(), sd.clone(), opts.clone());
+            async move {
+                match warren_websocket::upgrade(sock, &opts).await {
+                    Ok(ws) => {
+                        let (r, w) = transport::websocket(ws, WsFraming::PerFrame);
+                        serve_connection(r, w, peer, shared, sd, true).await;
+                    }
+                    Err(e) => tracing::info!(%peer, error = %e, "Web-STOMP upgrade failed"),
+                }
+            }
+        },
+    )
+    .await;
+}
