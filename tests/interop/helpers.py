@@ -405,3 +405,377 @@ def publish_confirmed(conn, exchange, routing_key, bodies_, props=None):
     for b in bodies_:
         ch.basic_publish(exchange, routing_key, b, props)
     ch.close()
+
+
+# ==========================================================================
+# Helpers for the feature tests of TTL, dead-lettering, limits, priorities,
+# alternate exchanges, direct reply-to, consumers, policies, access control and
+# the plugins' interfaces (delayed messages, deduplication).
+# ==========================================================================
+
+import base64 as _base64  # noqa: E402
+import hashlib as _hashlib  # noqa: E402
+import json as _json  # noqa: E402
+import os as _os  # noqa: E402
+import subprocess as _subprocess  # noqa: E402
+import tempfile as _tempfile  # noqa: E402
+import urllib.error as _urlerror  # noqa: E402
+import urllib.parse as _urlparse  # noqa: E402
+import urllib.request as _urlrequest  # noqa: E402
+import uuid as _uuid  # noqa: E402
+
+# The reference's management API and node name (differential mode only).
+REFERENCE_HTTP_URL = _os.environ.get("REFERENCE_HTTP_URL", "http://127.0.0.1:15673")
+REFERENCE_NODE = _os.environ.get("REFERENCE_NODE", "reference@localhost")
+
+
+def skip_on_reference(broker, why):
+    """For Warren-only behaviour (plugins' interfaces, Warren's own flags, or where
+    Warren is deliberately better than RabbitMQ 3.10)."""
+    if broker.is_reference:
+        pytest.skip(why)
+
+
+def unique_tag():
+    return _uuid.uuid4().hex[:8]
+
+
+class Arrivals:
+    """A consumer recording every delivery with its arrival time:
+    items = [(time.monotonic(), method, properties, body)]."""
+
+    def __init__(self, conn, queue, auto_ack=True, ch=None, arguments=None, prefetch=None,
+                 exclusive=False, consumer_tag=None):
+        self.conn = conn
+        self.ch = ch or conn.channel()
+        if prefetch is not None:
+            self.ch.basic_qos(prefetch_count=prefetch)
+        self.items = []
+        self.tag = self.ch.basic_consume(queue, self._on, auto_ack=auto_ack, exclusive=exclusive,
+                                         arguments=arguments, consumer_tag=consumer_tag)
+
+    def _on(self, ch, method, props, body):
+        self.items.append((time.monotonic(), method, props, body))
+
+    @property
+    def bodies(self):
+        return [i[3] for i in self.items]
+
+    def wait(self, n, timeout=5.0):
+        wait_until(self.conn, lambda: len(self.items) >= n, timeout, f"{n} deliveries")
+        return self.items
+
+    def ack_all(self):
+        for _t, m, _p, _b in self.items:
+            self.ch.basic_ack(m.delivery_tag)
+
+    def cancel(self):
+        self.ch.basic_cancel(self.tag)
+
+
+def x_death(props):
+    """The x-death header of a dead-lettered message (a list of tables)."""
+    return (props.headers or {}).get("x-death") or []
+
+
+def deaths(props):
+    """x-death reduced to [(queue, reason, count)], most recent first."""
+    return [(d["queue"], d["reason"], d["count"]) for d in x_death(props)]
+
+
+def wait_message(ch, queue, timeout=5.0, no_ack=True):
+    """basic.get until a message arrives (for messages the broker moves asynchronously,
+    e.g. dead-lettered ones). Returns (method, props, body)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m, p, b = ch.basic_get(queue, auto_ack=no_ack)
+        if m is not None:
+            return m, p, b
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no message in {queue!r} after {timeout}s")
+        ch.connection.process_data_events(time_limit=0.01)
+
+
+class QueueProbe:
+    """Tells whether a queue exists WITHOUT touching it the way a passive queue.declare
+    does (RabbitMQ counts a passive declare as a use, which renews an x-expires lease):
+    a mandatory publish on a confirm channel is returned iff no queue has that name.
+    A probe message lands in the queue when it exists."""
+
+    def __init__(self, conn):
+        self.ch = conn.channel()
+        self.ch.confirm_delivery()
+
+    def exists(self, queue):
+        try:
+            self.ch.basic_publish("", queue, b"probe", mandatory=True)
+            return True
+        except pika.exceptions.UnroutableError:
+            return False
+
+    def wait_gone(self, queue, timeout=5.0):
+        """Poll until the queue is gone; returns time.monotonic() when it was seen gone."""
+        deadline = time.monotonic() + timeout
+        while self.exists(queue):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"queue {queue!r} still exists after {timeout}s")
+            time.sleep(0.005)
+        return time.monotonic()
+
+
+# -------------------------------------------------------------- HTTP API
+
+def quote(name):
+    """A vhost or object name as one path segment of the management API."""
+    return _urlparse.quote(name, safe="")
+
+
+class Http:
+    """A tiny client for RabbitMQ's management HTTP API (JSON over basic auth)."""
+
+    def __init__(self, base, user="guest", password="guest"):
+        self.base = base.rstrip("/")
+        self.user = user
+        self.password = password
+
+    def request(self, method, path, body=None, user=None, password=None, timeout=10):
+        """Returns (status, decoded JSON body or text or None)."""
+        data = None if body is None else _json.dumps(body).encode()
+        req = _urlrequest.Request(self.base + path, data=data, method=method)
+        cred = f"{user or self.user}:{password if password is not None else self.password}"
+        req.add_header("Authorization", "Basic " + _base64.b64encode(cred.encode()).decode())
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with _urlrequest.urlopen(req, timeout=timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except _urlerror.HTTPError as e:
+            status, raw = e.code, e.read()
+        text = raw.decode(errors="replace")
+        try:
+            return status, (_json.loads(text) if text else None)
+        except ValueError:
+            return status, text
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, {} if body is None else body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def put_policy(self, vhost, name, pattern, definition, apply_to="all", priority=0):
+        status, body = self.put(f"/api/policies/{quote(vhost)}/{quote(name)}", {
+            "pattern": pattern, "apply-to": apply_to, "priority": priority,
+            "definition": definition})
+        assert status in (201, 204), f"PUT policy {name}: {status} {body!r}"
+        return status
+
+    def delete_policy(self, vhost, name):
+        return self.delete(f"/api/policies/{quote(vhost)}/{quote(name)}")[0]
+
+
+@contextlib.contextmanager
+def broker_with_http(broker, *extra_args):
+    """(Broker, Http) for tests that drive the management HTTP API: the reference and
+    its API in differential mode; otherwise a private Warren started with --http-port."""
+    if broker.is_reference:
+        yield broker, Http(REFERENCE_HTTP_URL)
+        return
+    from conftest import free_port, spawn_warren, wait_port
+    port = free_port()
+    with spawn_warren("--http-port", str(port), *extra_args) as b:
+        wait_port("127.0.0.1", port, timeout=10, proc=b.proc)
+        yield b, Http(f"http://127.0.0.1:{port}")
+
+
+class PolicySet:
+    """Policies created by one test (deleted at teardown, also on failure)."""
+
+    def __init__(self, http, vhost="/"):
+        self.http = http
+        self.vhost = vhost
+        self.names = []
+
+    def put(self, name, pattern, definition, apply_to="all", priority=0):
+        if name not in self.names:
+            self.names.append(name)
+        return self.http.put_policy(self.vhost, name, pattern, definition, apply_to, priority)
+
+    def delete(self, name):
+        return self.http.delete_policy(self.vhost, name)
+
+    def clear(self):
+        for name in self.names:
+            try:
+                self.http.delete_policy(self.vhost, name)
+            except OSError:
+                pass
+        self.names = []
+
+
+# -------------------------------------------------------------- reference node settings
+
+def rabbitmqctl_eval(expr):
+    """`rabbitmqctl eval` on the reference node; returns its output (an Erlang term)."""
+    out = _subprocess.run(["rabbitmqctl", "-n", REFERENCE_NODE, "eval", expr],
+                          capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@contextlib.contextmanager
+def reference_app_env(**settings):
+    """Temporarily set `rabbit` application variables on the reference node (Erlang
+    terms given as text, e.g. consumer_timeout="1000"); the original values are restored
+    on exit. They apply to channels opened while they are in force."""
+    saved = {}
+    try:
+        for key, value in settings.items():
+            saved[key] = rabbitmqctl_eval(f"application:get_env(rabbit, {key}).")
+            rabbitmqctl_eval(f"application:set_env(rabbit, {key}, {value}).")
+        yield
+    finally:
+        for key, orig in saved.items():
+            if orig.startswith("{ok,") and orig.endswith("}"):
+                rabbitmqctl_eval(f"application:set_env(rabbit, {key}, {orig[4:-1]}).")
+            else:
+                rabbitmqctl_eval(f"application:unset_env(rabbit, {key}).")
+
+
+# -------------------------------------------------------------- users, vhosts, permissions
+
+def rabbit_password_hash(password, salt=None):
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt4 + sha256(salt4 + password))."""
+    salt = _os.urandom(4) if salt is None else salt
+    return _base64.b64encode(salt + _hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+class AccessWorld:
+    """A broker where given users, vhosts, permissions and topic permissions exist.
+
+    users: {name: (password, [tags])}; vhosts: [name]; permissions: [(user, vhost,
+    configure, write, read)]; topic_permissions: [(user, vhost, exchange, write, read)].
+    guest (password guest, administrator) keeps full permissions on "/" and gets them on
+    every listed vhost, to set up objects.
+
+    Reference: created through the management API and deleted on exit (use unique
+    names: the reference is shared). Warren: a private broker started with
+    --load-definitions on a RabbitMQ definitions file holding all of it (with
+    http=True it also serves its management API on a free --http-port).
+    `with AccessWorld(broker, ...) as w:` then w.connect(user, vhost), w.broker (guest on
+    "/"), w.http (or None).
+    """
+
+    def __init__(self, broker, users=None, vhosts=(), permissions=(), topic_permissions=(),
+                 http=False, extra_args=()):
+        self.session_broker = broker
+        self.users = dict(users or {})
+        self.vhosts = list(vhosts)
+        self.permissions = list(permissions)
+        self.topic_permissions = list(topic_permissions)
+        self.want_http = http
+        self.extra_args = tuple(extra_args)
+        self.spawned = None
+        self.tmp = None
+        self.broker = None
+        self.http = None
+
+    def definitions(self):
+        all_vhosts = ["/"] + [v for v in self.vhosts if v != "/"]
+        users = [{"name": "guest", "password_hash": rabbit_password_hash("guest"),
+                  "hashing_algorithm": "rabbit_password_hashing_sha256",
+                  "tags": ["administrator"], "limits": {}}]
+        for name, (password, tags) in self.users.items():
+            users.append({"name": name, "password_hash": rabbit_password_hash(password),
+                          "hashing_algorithm": "rabbit_password_hashing_sha256",
+                          "tags": list(tags), "limits": {}})
+        perms = [{"user": "guest", "vhost": v, "configure": ".*", "write": ".*", "read": ".*"}
+                 for v in all_vhosts]
+        perms += [{"user": u, "vhost": v, "configure": c, "write": w, "read": r}
+                  for u, v, c, w, r in self.permissions]
+        topic = [{"user": u, "vhost": v, "exchange": x, "write": w, "read": r}
+                 for u, v, x, w, r in self.topic_permissions]
+        return {"rabbit_version": "3.10.8", "rabbitmq_version": "3.10.8",
+                "product_name": "RabbitMQ", "product_version": "3.10.8",
+                "users": users, "vhosts": [{"name": v} for v in all_vhosts],
+                "permissions": perms, "topic_permissions": topic, "parameters": [],
+                "global_parameters": [], "policies": [], "queues": [], "exchanges": [],
+                "bindings": []}
+
+    def __enter__(self):
+        if self.session_broker.is_reference:
+            self.broker = self.session_broker
+            self.http = Http(REFERENCE_HTTP_URL)
+            try:
+                self._create_on_reference()
+            except BaseException:
+                self._delete_on_reference()
+                raise
+            return self
+        from conftest import free_port, spawn_warren, wait_port
+        self.tmp = _tempfile.mkdtemp(prefix="warren-defs-")
+        path = _os.path.join(self.tmp, "definitions.json")
+        with open(path, "w") as f:
+            _json.dump(self.definitions(), f, indent=1)
+        args = ["--load-definitions", path, *self.extra_args]
+        port = None
+        if self.want_http:
+            port = free_port()
+            args += ["--http-port", str(port)]
+        self.spawned = spawn_warren(*args)
+        self.broker = self.spawned.__enter__()
+        if port is not None:
+            wait_port("127.0.0.1", port, timeout=10, proc=self.broker.proc)
+            self.http = Http(f"http://127.0.0.1:{port}")
+        return self
+
+    def __exit__(self, *exc):
+        if self.spawned is not None:
+            self.spawned.__exit__(*exc)
+        if self.tmp:
+            import shutil
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.session_broker.is_reference:
+            self._delete_on_reference()
+        return False
+
+    def _ok(self, result, what):
+        status, body = result
+        assert status in (201, 204), f"{what}: {status} {body!r}"
+
+    def _create_on_reference(self):
+        h = self.http
+        for v in self.vhosts:
+            if v != "/":
+                self._ok(h.put(f"/api/vhosts/{quote(v)}"), f"vhost {v}")
+                self._ok(h.put(f"/api/permissions/{quote(v)}/guest",
+                               {"configure": ".*", "write": ".*", "read": ".*"}), "guest perms")
+        for name, (password, tags) in self.users.items():
+            self._ok(h.put(f"/api/users/{quote(name)}",
+                           {"password": password, "tags": ",".join(tags)}), f"user {name}")
+        for u, v, c, w, r in self.permissions:
+            self._ok(h.put(f"/api/permissions/{quote(v)}/{quote(u)}",
+                           {"configure": c, "write": w, "read": r}), f"permissions {u}@{v}")
+        for u, v, x, w, r in self.topic_permissions:
+            self._ok(h.put(f"/api/topic-permissions/{quote(v)}/{quote(u)}",
+                           {"exchange": x, "write": w, "read": r}), f"topic permissions {u}@{v}")
+
+    def _delete_on_reference(self):
+        h = self.http
+        for name in self.users:
+            h.delete(f"/api/users/{quote(name)}")
+        for v in self.vhosts:
+            if v != "/":
+                h.delete(f"/api/vhosts/{quote(v)}")
+
+    def params(self, user, vhost="/", password=None, **kw):
+        if password is None:
+            password = "guest" if user == "guest" else self.users[user][0]
+        return self.broker.params(credentials=pika.PlainCredentials(user, password),
+                                  virtual_host=vhost, **kw)
+
+    def connect(self, user, vhost="/", password=None, **kw):
+        return pika.BlockingConnection(self.params(user, vhost, password, **kw))

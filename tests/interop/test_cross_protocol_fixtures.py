@@ -7,12 +7,19 @@ Target selection (as conftest.py does for AMQP):
   directory: `WARREN_PROTO_BIN` (default: `target/release/warren`).
 - `REFERENCE_AMQP_URL=amqp://guest:guest@127.0.0.1:5673/%2f`: run the same scenarios
   against the reference RabbitMQ; its MQTT and STOMP ports are `REFERENCE_MQTT_PORT`
-  (default 1884) and `REFERENCE_STOMP_PORT` (default 61614). The reference has no
+  (default 1884) and `REFERENCE_STOMP_PORT` (default 61614), its management API
+  `REFERENCE_HTTP_URL` (default http://127.0.0.1:15673). The reference has no
   Web-MQTT/Web-STOMP listeners and no MQTT 5 (RabbitMQ 3.10): those tests are skipped
   there.
+
+Users, permissions and topic permissions are set up through the management API on
+both brokers alike (`proto.api`, `acl_users`), with names unique to the test session
+(the reference is shared), and deleted afterwards.
 """
 
+import base64
 import contextlib
+import json
 import os
 import queue
 import shutil
@@ -22,7 +29,9 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -39,6 +48,8 @@ __all__ = [
     "Proto", "MqttClient", "proto", "uniq_topic", "spawn_proto", "raw_mqtt",
     "mqtt", "Properties", "PacketTypes", "SubscribeOptions", "connect_packet",
     "mqtt_string", "var_int", "require_warren", "StompClient", "stomp", "raw_stomp",
+    "Api", "acl_users", "AclUsers", "subscribe_packet", "publish_packet",
+    "definitions_with_users",
 ]
 
 
@@ -78,8 +89,10 @@ class Proto:
 
     def __init__(self, amqp_port, mqtt_port, stomp_port, web_mqtt_port=None,
                  web_stomp_port=None, is_reference=False, proc=None, data_dir=None,
-                 tmp_root=None):
+                 tmp_root=None, http_url=None):
         self.host = "127.0.0.1"
+        # The management HTTP API (guest/guest).
+        self.api = Api(http_url) if http_url else None
         self.amqp_port = amqp_port
         self.mqtt_port = mqtt_port
         self.stomp_port = stomp_port
@@ -116,8 +129,9 @@ class Proto:
 
     # -- private brokers -----------------------------------------------------------
     @staticmethod
-    def start(tmp_root, data_dir=None, ports=None):
-        ports = ports or {k: _free_port() for k in ("amqp", "mqtt", "stomp", "web_mqtt", "web_stomp")}
+    def start(tmp_root, data_dir=None, ports=None, extra_args=()):
+        ports = ports or {k: _free_port() for k in
+                          ("amqp", "mqtt", "stomp", "web_mqtt", "web_stomp", "http")}
         data_dir = data_dir or os.path.join(tmp_root, "data")
         os.makedirs(data_dir, exist_ok=True)
         log = open(os.path.join(tmp_root, "broker.log"), "ab")
@@ -126,13 +140,15 @@ class Proto:
              "--amqp-port", str(ports["amqp"]), "--mqtt-port", str(ports["mqtt"]),
              "--stomp-port", str(ports["stomp"]), "--web-mqtt-port", str(ports["web_mqtt"]),
              "--web-stomp-port", str(ports["web_stomp"]),
-             "--http-port", "0", "--prometheus-port", "0", "--data-dir", data_dir],
+             "--http-port", str(ports["http"]), "--prometheus-port", "0",
+             "--data-dir", data_dir, *extra_args],
             stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")})
-        for k in ("amqp", "mqtt", "stomp", "web_mqtt", "web_stomp"):
+        for k in ("amqp", "mqtt", "stomp", "web_mqtt", "web_stomp", "http"):
             _wait_port(ports[k], proc)
         p = Proto(ports["amqp"], ports["mqtt"], ports["stomp"], ports["web_mqtt"],
-                  ports["web_stomp"], proc=proc, data_dir=data_dir, tmp_root=tmp_root)
+                  ports["web_stomp"], proc=proc, data_dir=data_dir, tmp_root=tmp_root,
+                  http_url=f"http://127.0.0.1:{ports['http']}")
         p.ports = ports
         return p
 
@@ -152,10 +168,17 @@ class Proto:
 
 
 @contextlib.contextmanager
-def spawn_proto():
-    """A private broker for one test (restarts, crashes). Warren only."""
+def spawn_proto(definitions=None):
+    """A private broker for one test (restarts, crashes). Warren only. `definitions`:
+    a RabbitMQ definitions document it starts with (`--load-definitions`)."""
     tmp_root = tempfile.mkdtemp(prefix="warren-proto-")
-    holder = {"p": Proto.start(tmp_root)}
+    extra = ()
+    if definitions is not None:
+        path = os.path.join(tmp_root, "definitions.json")
+        with open(path, "w") as f:
+            json.dump(definitions, f)
+        extra = ("--load-definitions", path)
+    holder = {"p": Proto.start(tmp_root, extra_args=extra)}
     try:
         yield holder
     finally:
@@ -169,7 +192,8 @@ def proto():
     if os.environ.get("REFERENCE_AMQP_URL"):
         u = urllib.parse.urlparse(os.environ["REFERENCE_AMQP_URL"])
         yield Proto(u.port or 5672, int(os.environ.get("REFERENCE_MQTT_PORT", "1884")),
-                    int(os.environ.get("REFERENCE_STOMP_PORT", "61614")), is_reference=True)
+                    int(os.environ.get("REFERENCE_STOMP_PORT", "61614")), is_reference=True,
+                    http_url=os.environ.get("REFERENCE_HTTP_URL", "http://127.0.0.1:15673"))
         return
     tmp_root = tempfile.mkdtemp(prefix="warren-proto-")
     p = Proto.start(tmp_root)
@@ -186,6 +210,153 @@ def proto():
 def require_warren(proto, why):
     if proto.is_reference:
         pytest.skip(f"reference RabbitMQ 3.10: {why}")
+
+
+# ---------------------------------------------------------------------------------
+# The management HTTP API, and users with restricted permissions
+# ---------------------------------------------------------------------------------
+
+def _q(name):
+    return urllib.parse.quote(name, safe="")
+
+
+class Api:
+    """A tiny client for the management HTTP API (JSON over basic auth)."""
+
+    def __init__(self, base, user="guest", password="guest"):
+        self.base = base.rstrip("/")
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, decoded JSON or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Authorization", self.auth)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, (json.loads(raw) if raw else None)
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def ok(self, method, path, body=None):
+        status, out = self.request(method, path, body)
+        assert status in (200, 201, 204), f"{method} {path}: {status} {out!r}"
+        return out
+
+    def connections(self):
+        return self.ok("GET", "/api/connections")
+
+    def connection_where(self, pred, timeout=15):
+        """The first listed connection that satisfies `pred` (the reference lists a
+        connection only after its next stats emission, a few seconds)."""
+        deadline = time.time() + timeout
+        while True:
+            found = [c for c in self.connections() if pred(c)]
+            if found:
+                return found[0]
+            if time.time() > deadline:
+                raise AssertionError("no such connection listed")
+            time.sleep(0.25)
+
+    def close_connection(self, name, reason=None):
+        headers = {"X-Reason": reason} if reason else None
+        return self.request("DELETE", f"/api/connections/{_q(name)}", headers=headers)[0]
+
+
+def rabbit_password_hash(password):
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    import hashlib
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions_with_users(users):
+    """A definitions document for vhost "/" with guest and `users`:
+    [(name, password, (configure, write, read), [(exchange, write, read)])]."""
+    all_users = [("guest", "guest", (".*", ".*", ".*"), [])] + list(users)
+    return {
+        "users": [{"name": n, "password_hash": rabbit_password_hash(pw),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256",
+                   "tags": ["administrator"] if n == "guest" else [], "limits": {}}
+                  for n, pw, _, _ in all_users],
+        "vhosts": [{"name": "/"}],
+        "permissions": [{"user": n, "vhost": "/", "configure": c, "write": w, "read": r}
+                        for n, _, (c, w, r), _ in all_users],
+        "topic_permissions": [{"user": n, "vhost": "/", "exchange": x, "write": w, "read": r}
+                              for n, _, _, tps in all_users for x, w, r in tps],
+        "parameters": [], "global_parameters": [], "policies": [], "queues": [],
+        "exchanges": [], "bindings": [],
+    }
+
+
+class AclUsers:
+    """Users of one test session with restricted permissions on vhost "/", named
+    `<role>-<tag>`, all with password "pw". Roles (configure / write / read, and topic
+    permissions on amq.topic where given):
+
+    - `topic`:   .* / .* / .*, topic permissions on amq.topic: write ^w\\. read ^r\\.
+    - `noconf`:  (nothing) / .* / .*
+    - `nowrite`: .* / only the adapters' own queues (mqtt-subscription-, stomp-subscription-,
+                 amq.gen-) / .*
+    - `noread`:  .* / .* / only the adapters' own queues
+    - `noqread`: .* / .* / ^amq\\.topic$ (may bind but not consume)
+    - `novhost`: no permissions on "/" at all
+    """
+
+    OWN = r"^mqtt-subscription-|^stomp-subscription-|^amq\.gen"
+    ROLES = {
+        "topic": (".*", ".*", ".*", (r"^w\.", r"^r\.")),
+        "noconf": ("", ".*", ".*", None),
+        "nowrite": (".*", OWN, ".*", None),
+        "noread": (".*", ".*", OWN, None),
+        "noqread": (".*", ".*", r"^amq\.topic$", None),
+        "novhost": None,
+    }
+
+    def __init__(self, api):
+        self.api = api
+        self.tag = uuid.uuid4().hex[:6]
+        self.created = []
+
+    def name(self, role):
+        return f"{role}-{self.tag}"
+
+    def create(self):
+        for role, perms in self.ROLES.items():
+            u = self.name(role)
+            self.api.ok("PUT", f"/api/users/{_q(u)}", {"password": "pw", "tags": ""})
+            self.created.append(u)
+            if perms is None:
+                continue
+            c, w, r, topic = perms
+            self.api.ok("PUT", f"/api/permissions/%2F/{_q(u)}",
+                        {"configure": c, "write": w, "read": r})
+            if topic:
+                self.api.ok("PUT", f"/api/topic-permissions/%2F/{_q(u)}",
+                            {"exchange": "amq.topic", "write": topic[0], "read": topic[1]})
+
+    def delete(self):
+        for u in self.created:
+            with contextlib.suppress(Exception):
+                self.api.request("DELETE", f"/api/users/{_q(u)}")
+
+
+@pytest.fixture(scope="module")
+def acl_users(proto):
+    users = AclUsers(proto.api)
+    try:
+        users.create()
+        yield users
+    finally:
+        users.delete()
 
 
 @pytest.fixture
@@ -364,6 +535,20 @@ def connect_packet(client_id="raw", version=4, clean=True, keepalive=60, usernam
     if password is not None:
         body += mqtt_string(password)
     return bytes([0x10]) + var_int(len(body)) + body
+
+
+def subscribe_packet(packet_id, filters, version=4):
+    """SUBSCRIBE with [(filter, qos)]."""
+    body = struct.pack(">H", packet_id) + (b"\x00" if version == 5 else b"")
+    for f, qos in filters:
+        body += mqtt_string(f) + bytes([qos])
+    return bytes([0x82]) + var_int(len(body)) + body
+
+
+def publish_packet(topic, payload=b"x", qos=0, packet_id=1, version=4, retain=False):
+    body = mqtt_string(topic) + (struct.pack(">H", packet_id) if qos else b"")
+    body += (b"\x00" if version == 5 else b"") + payload
+    return bytes([0x30 | (qos << 1) | int(retain)]) + var_int(len(body)) + body
 
 
 class raw_mqtt:

@@ -167,6 +167,26 @@ def test_transaction_commit_and_abort(proto):
     c.disconnect()
 
 
+def test_receipts_of_transactional_frames_come_with_the_commit(proto):
+    # As RabbitMQ: a SEND (or ACK, NACK) in a transaction is performed at COMMIT, and so
+    # is its RECEIPT, after COMMIT's own; after ABORT it never comes.
+    q = f"/queue/stomp-tx-receipts-{uid()}"
+    r = raw_stomp(proto)
+    r.connect()
+    r.send(b"BEGIN\ntransaction:t1\n\n\0")
+    for rid in ("s1", "s2"):
+        r.send(f"SEND\ndestination:{q}\ntransaction:t1\nreceipt:{rid}\n\nx\0".encode())
+    r.send(b"BEGIN\ntransaction:t2\n\n\0")
+    r.send(f"SEND\ndestination:{q}\ntransaction:t2\nreceipt:gone\n\nx\0".encode())
+    r.send(b"ABORT\ntransaction:t2\nreceipt:a2\n\n\0")
+    cmd, headers, _ = r.frame()
+    assert (cmd, headers["receipt-id"]) == ("RECEIPT", "a2")
+    r.send(b"COMMIT\ntransaction:t1\nreceipt:c1\n\n\0")
+    ids = [r.frame()[1]["receipt-id"] for _ in range(3)]
+    assert ids == ["c1", "s1", "s2"]
+    r.close()
+
+
 def test_body_with_nul_octets_uses_content_length(proto):
     q = f"stomp-nul-{uid()}"
     r = raw_stomp(proto)

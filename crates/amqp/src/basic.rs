@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use warren_amqp_codec::frame::{write_body, write_content_header, write_method};
 use warren_amqp_codec::methods::*;
-use warren_amqp_codec::{FieldValue, ShortStr};
+use warren_amqp_codec::ShortStr;
 use warren_core::access::{Kind, Perm};
 use warren_core::util::generated_name;
 use warren_core::{BrokerError, Consumer, Credit, Queue, Result};
@@ -71,16 +71,13 @@ impl Channel {
         let priority = match m.arguments.get("x-priority") {
             None => 0,
             Some(v) => match v.as_i64() {
-                Some(p) if i32::try_from(p).is_ok() => p as i32,
-                _ => {
+                Some(p) => p,
+                None => {
                     return Err(BrokerError::precondition_failed(format!(
-                        "invalid arg 'x-priority' for queue '{}' in vhost '{}': {{unacceptable_type,{}}}",
+                        "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
                         queue.name,
                         queue.vhost,
-                        match v {
-                            FieldValue::LongStr(_) => "longstr",
-                            other => other.type_name(),
-                        }
+                        v.type_name()
                     )))
                 }
             },
@@ -197,6 +194,7 @@ impl Channel {
                 queue,
                 env,
                 consumer: None,
+                delivered_at: warren_core::scheduler::coarse_monotonic_ms(),
             });
         }
         Ok(())

@@ -8,9 +8,11 @@
 //! fsync is acked on its own, because a `multiple` ack would cover the waiting one too.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use warren_amqp_codec::methods::{BasicAck, BasicNack};
 use warren_amqp_codec::Method;
+use warren_core::registry::ChannelEntry;
 
 /// What became of one publish, for its confirm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub(crate) struct Confirms {
     /// Unconfirmed (or confirmed-but-unsent) publishes in sequence order.
     pending: VecDeque<(u64, State)>,
     waiting: usize,
+    /// Where the management API reads the count of confirmed publishes.
+    stats: Option<Arc<ChannelEntry>>,
 }
 
 impl Confirms {
@@ -43,6 +47,14 @@ impl Confirms {
             next_seq: 1,
             pending: VecDeque::new(),
             waiting: 0,
+            stats: None,
+        }
+    }
+
+    /// Looks up the channel's registry entry once, at the first publish.
+    pub fn attach_stats(&mut self, find: impl FnOnce() -> Option<Arc<ChannelEntry>>) {
+        if self.stats.is_none() {
+            self.stats = find();
         }
     }
 
@@ -90,6 +102,7 @@ impl Confirms {
         }
         // The settled head: one multiple ack per run of acks.
         let (mut last, mut fresh, mut run) = (0u64, 0usize, 0usize);
+        let mut confirmed = 0u64;
         let ack = |last: u64, run: usize| -> Method {
             BasicAck {
                 delivery_tag: last,
@@ -104,6 +117,7 @@ impl Confirms {
                     last = seq;
                     run += 1;
                     fresh += (st == State::Ack) as usize;
+                    confirmed += (st == State::Ack) as u64;
                 }
                 State::Nack => {
                     if fresh > 0 {
@@ -128,11 +142,14 @@ impl Confirms {
         // Settled behind a waiting publish: one by one.
         for (seq, st) in self.pending.iter_mut() {
             let m: Method = match *st {
-                State::Ack => BasicAck {
-                    delivery_tag: *seq,
-                    multiple: false,
+                State::Ack => {
+                    confirmed += 1;
+                    BasicAck {
+                        delivery_tag: *seq,
+                        multiple: false,
+                    }
+                    .into()
                 }
-                .into(),
                 State::Nack => BasicNack {
                     delivery_tag: *seq,
                     multiple: false,
@@ -143,6 +160,9 @@ impl Confirms {
             };
             emit(m);
             *st = State::Sent;
+        }
+        if let (Some(s), true) = (&self.stats, confirmed > 0) {
+            s.count_confirmed(confirmed);
         }
     }
 }

@@ -32,6 +32,9 @@ use crate::AmqpConfig;
 
 /// How long we wait for the peer's close-ok after sending connection.close.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often channels are checked for deliveries left unacknowledged past the consumer
+/// timeout.
+const CONSUMER_TIMEOUT_CHECK: Duration = Duration::from_secs(1);
 /// How long a handshake that fails without a word keeps the socket before closing it.
 const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 /// How long a closed connection waits for the client to close its socket.
@@ -190,7 +193,7 @@ pub async fn serve_connection(
         local,
         user: opened.user.name.clone(),
         vhost: opened.vhost.name.clone(),
-        auth_mechanism: "PLAIN".into(),
+        auth_mechanism: opened.mechanism.clone(),
         client_properties: warren_store::json::table_to_json(&opened.client_properties),
         frame_max: opened.frame_max,
         channel_max: opened.channel_max,
@@ -325,8 +328,15 @@ impl Connection {
         let mut synced = self.ctx.committer.subscribe();
         let forced = self.reg.clone();
         let mut close_deadline: Option<tokio::time::Instant> = None;
+        // Deliveries left unacknowledged too long are looked for once a second (RabbitMQ
+        // does it on its channel tick, once a minute by default).
+        let mut timeout_check = tokio::time::interval(CONSUMER_TIMEOUT_CHECK);
+        timeout_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // After a frame error that desynchronised the stream, nothing more is parsed.
         let mut desynced = false;
+        // A deadline, not a fresh sleep per select: the other arms (timeout checks,
+        // confirms) wake this loop without the peer having said anything.
+        let mut idle_deadline = idle_limit.map(|d| tokio::time::Instant::now() + d);
         loop {
             let outcome = {
                 // Deliveries this batch makes to other connections wake their writers once,
@@ -382,14 +392,22 @@ impl Connection {
                     continue;
                 }
                 _ = sleep_until_opt(close_deadline) => return "close-ok timeout",
-                _ = sleep_opt(idle_limit) => {
+                _ = timeout_check.tick(), if !self.closing => {
+                    self.check_consumer_timeouts();
+                    continue;
+                }
+                _ = sleep_until_opt(idle_deadline) => {
                     tracing::warn!(connection = self.ctx.id, "missed heartbeats from client, timeout: {}s", heartbeat.as_secs());
                     return "heartbeat timeout";
                 }
             };
             match res {
                 Ok(0) | Err(_) => return "client closed the socket",
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some(d) = idle_limit {
+                        idle_deadline = Some(tokio::time::Instant::now() + d);
+                    }
+                }
             }
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(64 << 10);
@@ -791,6 +809,30 @@ impl Connection {
         }
     }
 
+    /// Closes every channel holding a delivery unacknowledged past its timeout, with
+    /// RabbitMQ's error (its unacked messages are requeued by the close).
+    fn check_consumer_timeouts(&mut self) {
+        let default_ms = self.ctx.cfg.consumer_timeout.map(|d| d.as_millis() as u64);
+        let now = warren_core::scheduler::coarse_monotonic_ms();
+        let mut expired = Vec::new();
+        for (id, ch) in &self.channels {
+            if ch.closing {
+                continue;
+            }
+            if let Some(limit) = ch.shared.state.lock().timed_out(now, default_ms) {
+                expired.push((*id, limit));
+            }
+        }
+        for (id, limit) in expired {
+            let err = BrokerError::precondition_failed(format!(
+                "delivery acknowledgement on channel {id} timed out. Timeout value used: {limit} ms. \
+                 This timeout value can be configured, see consumers doc guide to learn more"
+            ));
+            self.on_error(AmqpError::Channel(id, err, 0, 0));
+        }
+        self.ctx.out.schedule();
+    }
+
     /// Sends connection.close for a connection-level error and stops all channels.
     fn fail(&mut self, e: AmqpError) {
         let AmqpError::Connection(err, class_id, method_id) = e else {
@@ -886,13 +928,6 @@ fn frame_error(e: &CodecError) -> AmqpError {
 async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_opt(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
     }
 }

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use warren_amqp_codec::frame::{write_body, write_content_header, write_deliver, write_method};
 use warren_amqp_codec::methods::BasicCancel;
 use warren_amqp_codec::ShortStr;
+use warren_core::scheduler::coarse_monotonic_ms;
 use warren_core::{Consumer, Credit, DeliverySink, Envelope, Queue};
 
 use crate::outbound::Outbound;
@@ -22,6 +23,8 @@ pub struct Unacked {
     pub env: Envelope,
     /// None for `basic.get`.
     pub consumer: Option<Arc<Consumer>>,
+    /// When it was delivered ([`coarse_monotonic_ms`]), for the consumer timeout.
+    pub delivered_at: u64,
 }
 
 #[derive(Default)]
@@ -54,6 +57,16 @@ impl DeliveryState {
         }
         let i = self.unacked.binary_search_by_key(&tag, |u| u.tag).ok()?;
         self.unacked.remove(i).map(|u| vec![u])
+    }
+
+    /// The first delivery (in delivery order) left unacknowledged longer than its
+    /// queue's consumer timeout, or `default_ms` for queues without one: returns the
+    /// timeout it exceeded.
+    pub fn timed_out(&self, now: u64, default_ms: Option<u64>) -> Option<u64> {
+        self.unacked.iter().find_map(|u| {
+            let limit = u.queue.consumer_timeout().or(default_ms)?;
+            (now.saturating_sub(u.delivered_at) > limit).then_some(limit)
+        })
     }
 
     /// Puts deliveries back (a rolled-back transaction's acks), keeping tag order.
@@ -125,6 +138,7 @@ impl DeliverySink for ChannelShared {
                 queue: queue.clone(),
                 env,
                 consumer: Some(consumer.clone()),
+                delivered_at: coarse_monotonic_ms(),
             });
         }
         drop(st);

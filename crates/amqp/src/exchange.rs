@@ -10,28 +10,39 @@ use crate::connection::ConnCtx;
 
 impl Channel {
     pub(crate) fn exchange_declare(&mut self, ctx: &ConnCtx, m: ExchangeDeclare) -> Result<()> {
+        let a = &self.access;
         if !m.passive {
-            let a = &self.access;
-            let name = Access::exchange_resource(&m.exchange);
-            a.check(Kind::Exchange, name, Perm::Configure)?;
-            if let Some(ae) = m
-                .arguments
-                .get("alternate-exchange")
-                .and_then(|v| v.as_str())
-            {
-                a.check(Kind::Exchange, ae, Perm::Write)?;
-                a.check(Kind::Exchange, name, Perm::Read)?;
-            }
+            a.check(
+                Kind::Exchange,
+                Access::exchange_resource(&m.exchange),
+                Perm::Configure,
+            )?;
         }
-        ctx.vhost.declare_exchange(&Declare {
-            name: m.exchange.to_string(),
-            kind: m.kind.to_string(),
-            passive: m.passive,
-            durable: m.durable,
-            auto_delete: m.auto_delete,
-            internal: m.internal,
-            arguments: m.arguments,
-        })?;
+        // Alternate-exchange permissions only matter when the exchange is created.
+        let ae = m
+            .arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let check_new = |name: &str| -> Result<()> {
+            if let Some(ae) = &ae {
+                a.check(Kind::Exchange, name, Perm::Read)?;
+                a.check(Kind::Exchange, ae, Perm::Write)?;
+            }
+            Ok(())
+        };
+        ctx.vhost.declare_exchange_checked(
+            &Declare {
+                name: m.exchange.to_string(),
+                kind: m.kind.to_string(),
+                passive: m.passive,
+                durable: m.durable,
+                auto_delete: m.auto_delete,
+                internal: m.internal,
+                arguments: m.arguments.clone(),
+            },
+            &check_new,
+        )?;
         if !m.nowait {
             self.send(ctx, ExchangeDeclareOk {});
         }

@@ -19,6 +19,8 @@ use crate::AmqpConfig;
 /// What the client and server agreed on.
 pub struct Opened {
     pub user: User,
+    /// The SASL mechanism the client logged in with (`PLAIN`, `AMQPLAIN`).
+    pub mechanism: String,
     pub vhost: Arc<VHost>,
     pub frame_max: u32,
     pub channel_max: u16,
@@ -325,6 +327,7 @@ pub async fn handshake(
     .await?;
     Ok(Opened {
         user,
+        mechanism: start_ok.mechanism.as_str().to_string(),
         vhost,
         frame_max,
         channel_max,

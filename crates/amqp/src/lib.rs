@@ -46,6 +46,10 @@ pub struct AmqpConfig {
     pub cluster_name: String,
     /// How long a client may take from TCP connect to `connection.open`.
     pub handshake_timeout: Duration,
+    /// How long a delivery may stay unacknowledged before its channel is closed
+    /// (RabbitMQ's `consumer_timeout`, 30 min by default); `None`: no limit, unless the
+    /// queue sets one.
+    pub consumer_timeout: Option<Duration>,
 }
 
 impl Default for AmqpConfig {
@@ -63,6 +67,7 @@ impl Default for AmqpConfig {
             version: "3.13.7".into(),
             cluster_name: "warren@localhost".into(),
             handshake_timeout: Duration::from_secs(10),
+            consumer_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }

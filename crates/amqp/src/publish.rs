@@ -225,7 +225,8 @@ impl Channel {
             })?;
         }
         if let Some(uid) = &p.view.user_id {
-            if uid.as_str() != ctx.user.name {
+            // As RabbitMQ: users tagged `impersonator` may publish as anyone.
+            if uid.as_str() != ctx.user.name && !ctx.user.tags.iter().any(|t| t == "impersonator") {
                 return Err(BrokerError::precondition_failed(format!(
                     "user_id property set to '{uid}' but authenticated user was '{}'",
                     ctx.user.name
@@ -262,6 +263,7 @@ impl Channel {
         }
         let outcome = self.route_and_enqueue(ctx, publish);
         if let Some(c) = self.confirm.as_mut() {
+            c.attach_stats(|| ctx.broker.registry().channel_entry(ctx.id, self.id));
             c.record(outcome);
         }
         Ok(())
@@ -274,6 +276,11 @@ impl Channel {
         let published = ctx
             .vhost
             .publish(&p.exchange, p.msg.clone(), &mut self.route_buf);
+        if published.routed == 0 {
+            ctx.broker
+                .registry()
+                .count_unroutable(ctx.id, self.id, p.mandatory);
+        }
         if published.routed == 0 && p.mandatory {
             let m = &p.msg;
             ctx.out.write_deferred(|b| {

@@ -24,8 +24,13 @@ impl Channel {
         // Unlike the other queue methods, a passive declare of "" looks for a queue
         // named "" (RabbitMQ does not apply the shortcut here).
         let name = m.queue.to_string();
-        if m.passive && name == crate::basic::REPLY_TO {
-            // The direct reply-to pseudo-queue always "exists", as in RabbitMQ.
+        if name.starts_with(crate::basic::REPLY_TO) {
+            // As RabbitMQ, passive or not: the direct reply-to pseudo-queue always
+            // "exists", and so does a reply token whose consumer is still there (from
+            // any connection); other names under it do not.
+            if name != crate::basic::REPLY_TO && !ctx.vhost.has_queue(&name) {
+                return Err(BrokerError::no_queue(&ctx.vhost.name, &name));
+            }
             if !m.nowait {
                 self.send(
                     ctx,
@@ -38,19 +43,23 @@ impl Channel {
             }
             return Ok(());
         }
-        if !m.passive && !name.is_empty() {
-            self.check_queue_declare(&name, &m.arguments)?;
-        }
-        let (q, messages, consumers) = ctx.vhost.declare_queue(
+        let check = |name: &str, creating: bool| -> Result<()> {
+            if m.passive {
+                return Ok(());
+            }
+            self.check_queue_declare(name, &m.arguments, creating)
+        };
+        let (q, messages, consumers) = ctx.vhost.declare_queue_checked(
             &Declare {
                 name,
                 passive: m.passive,
                 durable: m.durable,
                 exclusive: m.exclusive,
                 auto_delete: m.auto_delete,
-                arguments: m.arguments,
+                arguments: m.arguments.clone(),
             },
             ctx.id,
+            &check,
         )?;
         self.last_queue = Some(q.name.clone());
         if !m.nowait {
@@ -66,11 +75,18 @@ impl Channel {
         Ok(())
     }
 
-    /// queue.declare: configure on the queue; with a dead-letter exchange, also read on
-    /// the queue and write on that exchange.
-    fn check_queue_declare(&self, name: &str, args: &warren_amqp_codec::FieldTable) -> Result<()> {
+    /// queue.declare: configure on the queue; when it is created with a dead-letter
+    /// exchange, also read on the queue and write on that exchange.
+    fn check_queue_declare(
+        &self,
+        name: &str,
+        args: &warren_amqp_codec::FieldTable,
+        creating: bool,
+    ) -> Result<()> {
         let a = &self.access;
-        a.check(Kind::Queue, name, Perm::Configure)?;
+        if !creating {
+            return a.check(Kind::Queue, name, Perm::Configure);
+        }
         if let Some(dlx) = args.get("x-dead-letter-exchange").and_then(|v| v.as_str()) {
             a.check(Kind::Queue, name, Perm::Read)?;
             a.check(

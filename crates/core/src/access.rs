@@ -116,8 +116,7 @@ impl Access {
         match re {
             Some(r) if r.is_match(routing_key) => Ok(()),
             _ => Err(BrokerError::access_refused(format!(
-                "{} access to topic '{routing_key}' in exchange '{exchange}' in vhost '{}' refused for user '{}'",
-                if perm == Perm::Write { "write" } else { "read" },
+                "access to topic '{routing_key}' in exchange '{exchange}' in vhost '{}' refused for user '{}'",
                 self.vhost,
                 self.user
             ))),

@@ -1,4 +1,7 @@
-//! Users, password hashes and vhost permissions (RabbitMQ's internal auth backend).
+//! Users, password hashes, vhost permissions and topic permissions (RabbitMQ's internal
+//! auth backend): the one record of who exists and what they may do, which logins and
+//! permission checks read and the management API lists and changes. Durability is the
+//! caller's business ([`crate::Broker`] journals every change it makes here).
 //!
 //! Password hashes use RabbitMQ's default scheme (`rabbit_password_hashing_sha256`): base64
 //! of a 4-byte salt followed by SHA-256(salt ++ password), so definitions exported by
@@ -9,14 +12,18 @@ use std::collections::HashMap;
 use base64::Engine;
 use parking_lot::RwLock;
 use rand::RngCore;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use warren_store::definitions::TopicPermissionDef;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub name: String,
-    /// base64(salt ++ sha256(salt ++ password))
+    /// base64(salt ++ sha256(salt ++ password)); empty: no password login.
     pub password_hash: String,
     pub tags: Vec<String>,
+    /// `max-connections`, `max-channels` (RabbitMQ's user limits).
+    pub limits: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,26 +84,83 @@ pub struct Users {
 
 impl Users {
     pub fn add_user(&self, name: &str, password: &str, tags: &[&str]) {
-        self.users.write().insert(
-            name.to_string(),
-            User {
-                name: name.to_string(),
-                password_hash: hash_password(password),
-                tags: tags.iter().map(|t| t.to_string()).collect(),
-            },
-        );
+        self.add_user_with_hash(name, &hash_password(password), tags);
     }
 
-    /// Adds a user whose password hash is already known (definitions, imports).
+    /// Adds (or replaces) a user whose password hash is already known (definitions,
+    /// imports). Its limits are kept if it existed.
     pub fn add_user_with_hash(&self, name: &str, password_hash: &str, tags: &[&str]) {
-        self.users.write().insert(
+        let mut users = self.users.write();
+        let limits = users
+            .get(name)
+            .map(|u| u.limits.clone())
+            .unwrap_or_default();
+        users.insert(
             name.to_string(),
             User {
                 name: name.to_string(),
                 password_hash: password_hash.to_string(),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
+                limits,
             },
         );
+    }
+
+    /// Adds or replaces a user as a whole (limits included).
+    pub fn put(&self, user: User) {
+        self.users.write().insert(user.name.clone(), user);
+    }
+
+    /// Replaces a user's limits. None if there is no such user; else the user as it is
+    /// now.
+    pub fn set_limits(&self, name: &str, limits: Map<String, Value>) -> Option<User> {
+        let mut users = self.users.write();
+        let u = users.get_mut(name)?;
+        u.limits = limits;
+        Some(u.clone())
+    }
+
+    /// Deletes a user with its permissions and topic permissions everywhere.
+    pub fn delete_user(&self, name: &str) -> Option<User> {
+        let gone = self.users.write().remove(name)?;
+        self.permissions.write().retain(|(u, _), _| u != name);
+        self.topic.write().retain(|(u, _), _| u != name);
+        Some(gone)
+    }
+
+    /// Every user, by name.
+    pub fn list(&self) -> Vec<User> {
+        let mut all: Vec<User> = self.users.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.users.read().contains_key(name)
+    }
+
+    pub fn delete_permission(&self, user: &str, vhost: &str) -> Option<Permission> {
+        self.permissions
+            .write()
+            .remove(&(user.to_string(), vhost.to_string()))
+    }
+
+    /// Every permission as (user, vhost, permission), by vhost then user.
+    pub fn list_permissions(&self) -> Vec<(String, String, Permission)> {
+        let mut all: Vec<(String, String, Permission)> = self
+            .permissions
+            .read()
+            .iter()
+            .map(|((u, v), p)| (u.clone(), v.clone(), p.clone()))
+            .collect();
+        all.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        all
+    }
+
+    /// Forgets every permission and topic permission in a vhost that is deleted.
+    pub fn forget_vhost(&self, vhost: &str) {
+        self.permissions.write().retain(|(_, v), _| v != vhost);
+        self.topic.write().retain(|(_, v), _| v != vhost);
     }
 
     pub fn set_permission(&self, user: &str, vhost: &str, p: Permission) {
@@ -144,20 +208,43 @@ impl Users {
         list.push((exchange.to_string(), write.to_string(), read.to_string()));
     }
 
-    /// Clears a user's topic permissions in a vhost (for one exchange, or all).
-    pub fn clear_topic_permissions(&self, user: &str, vhost: &str, exchange: Option<&str>) {
+    /// Clears a user's topic permissions in a vhost (for one exchange, or all). Returns
+    /// whether there was any.
+    pub fn clear_topic_permissions(&self, user: &str, vhost: &str, exchange: Option<&str>) -> bool {
         let mut t = self.topic.write();
         let key = (user.to_string(), vhost.to_string());
-        match exchange {
-            None => {
-                t.remove(&key);
-            }
-            Some(x) => {
-                if let Some(list) = t.get_mut(&key) {
-                    list.retain(|(e, ..)| e != x);
-                }
-            }
+        let Some(list) = t.get_mut(&key) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(e, ..)| exchange.is_some_and(|x| x != e));
+        let changed = list.len() != before;
+        if list.is_empty() {
+            t.remove(&key);
         }
+        changed
+    }
+
+    /// Every topic permission, by vhost, user and exchange.
+    pub fn list_topic_permissions(&self) -> Vec<TopicPermissionDef> {
+        let mut all: Vec<TopicPermissionDef> = self
+            .topic
+            .read()
+            .iter()
+            .flat_map(|((user, vhost), rules)| {
+                rules
+                    .iter()
+                    .map(|(exchange, write, read)| TopicPermissionDef {
+                        user: user.clone(),
+                        vhost: vhost.clone(),
+                        exchange: exchange.clone(),
+                        write: write.clone(),
+                        read: read.clone(),
+                    })
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.vhost, &a.user, &a.exchange).cmp(&(&b.vhost, &b.user, &b.exchange)));
+        all
     }
 
     /// A user's topic permissions in a vhost: (exchange, write, read).
@@ -180,6 +267,48 @@ impl Users {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all(p: &str) -> Permission {
+        Permission {
+            configure: p.into(),
+            write: p.into(),
+            read: p.into(),
+        }
+    }
+
+    #[test]
+    fn deleting_a_user_takes_its_permissions_with_it() {
+        let u = Users::default();
+        u.add_user("a", "pw", &["management"]);
+        u.add_user("b", "pw", &[]);
+        u.set_permission("a", "/", all(".*"));
+        u.set_permission("b", "/", all(".*"));
+        u.set_topic_permission("a", "/", "amq.topic", "^w", "^r");
+        assert!(u.authenticate("a", "pw", true).is_ok());
+        assert_eq!(u.delete_user("a").map(|x| x.name), Some("a".into()));
+        assert_eq!(u.authenticate("a", "pw", true), Err(AuthFailure::Refused));
+        assert!(u.permission("a", "/").is_none());
+        assert!(u.topic_permissions("a", "/").is_empty());
+        assert_eq!(u.list().len(), 1);
+        assert_eq!(u.list_permissions().len(), 1);
+        assert!(u.delete_user("a").is_none());
+        assert!(u.delete_permission("b", "/").is_some());
+        assert!(u.permission("b", "/").is_none());
+        assert!(u.delete_permission("b", "/").is_none());
+    }
+
+    #[test]
+    fn topic_permissions_clear_per_exchange_or_all() {
+        let u = Users::default();
+        u.set_topic_permission("a", "/", "x1", "w", "r");
+        u.set_topic_permission("a", "/", "x2", "w", "r");
+        assert!(u.clear_topic_permissions("a", "/", Some("x1")));
+        assert!(!u.clear_topic_permissions("a", "/", Some("x1")));
+        assert_eq!(u.list_topic_permissions().len(), 1);
+        assert!(u.clear_topic_permissions("a", "/", None));
+        assert!(u.list_topic_permissions().is_empty());
+        assert!(!u.clear_topic_permissions("a", "/", None));
+    }
 
     #[test]
     fn hashes_check_and_match_rabbitmq_format() {

@@ -1,4 +1,6 @@
-//! The broker: vhosts, users, resource alarms, and connection ids.
+//! The broker: vhosts (with their metadata), users, resource alarms, connection ids, the
+//! connection registry and the management state, opened from and recovered out of the
+//! data directory.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +11,9 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use crate::auth::{Permission, Users};
+use crate::auth::{Permission, User, Users};
+use crate::management::{Management, SHA256};
+use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 use crate::storage::Storage;
 use crate::vhost::VHost;
@@ -126,15 +130,28 @@ pub struct Broker {
     pub scheduler: Arc<Scheduler>,
     pub storage: Arc<Storage>,
     pub started_at: Instant,
-    vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    /// Live connections and channels, and churn.
+    pub registry: Registry,
+    /// Runtime and global parameters.
+    pub management: Management,
+    vhosts: RwLock<HashMap<String, VhostEntry>>,
     next_connection: AtomicU64,
     pub(crate) access_cache: crate::access::AccessCache,
 }
 
+/// A vhost and what is said about it (description, tags).
+struct VhostEntry {
+    vhost: Arc<VHost>,
+    def: VhostDef,
+}
+
+/// RabbitMQ's description of the vhost it creates on first start.
+const DEFAULT_VHOST_DESCRIPTION: &str = "Default virtual host";
+
 impl Broker {
     /// Opens the data directory and brings back what it holds: users, vhosts,
-    /// permissions, durable exchanges, queues with their messages, and bindings. A first
-    /// start creates the default user and vhost.
+    /// permissions, topic permissions, parameters, policies, durable exchanges, queues with
+    /// their messages, and bindings. A first start creates the default user and vhost.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, String> {
         let (storage, found) =
             Storage::open(&config.data_dir, config.segment_size, config.sync_topology).map_err(
@@ -149,6 +166,8 @@ impl Broker {
             users: Users::default(),
             alarms: Alarms::new(),
             scheduler: Arc::new(Scheduler::default()),
+            registry: Registry::new(storage.queue_churn.clone()),
+            management: Management::default(),
             storage,
             started_at: Instant::now(),
             vhosts: RwLock::new(HashMap::new()),
@@ -160,7 +179,11 @@ impl Broker {
         match found {
             None => {
                 let c = &b.config;
-                b.add_vhost(&c.default_vhost);
+                b.put_vhost(
+                    &c.default_vhost,
+                    Some(DEFAULT_VHOST_DESCRIPTION.into()),
+                    None,
+                );
                 b.add_user(&c.default_user, &c.default_pass, &["administrator"]);
                 b.set_permission(
                     &c.default_user,
@@ -174,15 +197,30 @@ impl Broker {
             }
             Some(defs) => b.restore(&defs),
         }
+        b.migrate_management_file();
+        b.ensure_cluster_id();
         Ok(b)
+    }
+
+    /// The registry of live connections.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runtime and global parameters.
+    pub fn management(&self) -> &Management {
+        &self.management
     }
 
     fn restore(&self, defs: &Definitions) {
         let t = Instant::now();
         for u in &defs.users {
-            let tags: Vec<&str> = u.tags.iter().map(String::as_str).collect();
-            self.users
-                .add_user_with_hash(&u.name, &u.password_hash, &tags);
+            self.users.put(User {
+                name: u.name.clone(),
+                password_hash: u.password_hash.clone(),
+                tags: u.tags.clone(),
+                limits: u.limits.as_object().cloned().unwrap_or_default(),
+            });
         }
         for p in &defs.permissions {
             self.users.set_permission(
@@ -196,23 +234,14 @@ impl Broker {
             );
         }
         for t in &defs.topic_permissions {
-            let f = |k: &str| {
-                t.get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            self.users.set_topic_permission(
-                &f("user"),
-                &f("vhost"),
-                &f("exchange"),
-                &f("write"),
-                &f("read"),
-            );
+            self.users
+                .set_topic_permission(&t.user, &t.vhost, &t.exchange, &t.write, &t.read);
         }
+        self.management
+            .restore(&defs.parameters, &defs.global_parameters);
         self.storage.remove_orphans(defs);
         for v in &defs.vhosts {
-            let vhost = self.insert_vhost(&v.name);
+            let vhost = self.insert_vhost(v.clone());
             vhost.restore(defs);
         }
         tracing::info!(
@@ -225,34 +254,113 @@ impl Broker {
         );
     }
 
-    fn insert_vhost(&self, name: &str) -> Arc<VHost> {
-        self.vhosts
-            .write()
-            .entry(name.to_string())
-            .or_insert_with(|| VHost::new(name, self.scheduler.clone(), self.storage.clone()))
-            .clone()
+    /// Adds a vhost (or updates the metadata of the one of that name), without
+    /// journaling.
+    fn insert_vhost(&self, def: VhostDef) -> Arc<VHost> {
+        let mut map = self.vhosts.write();
+        match map.get_mut(&def.name) {
+            Some(e) => {
+                e.def = def;
+                e.vhost.clone()
+            }
+            None => {
+                let v = VHost::new(&def.name, self.scheduler.clone(), self.storage.clone());
+                map.insert(
+                    def.name.clone(),
+                    VhostEntry {
+                        vhost: v.clone(),
+                        def,
+                    },
+                );
+                v
+            }
+        }
     }
 
-    pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
-        let v = self.insert_vhost(name);
-        self.storage.journal(Op::PutVhost(VhostDef {
+    /// Creates a vhost, or updates its metadata (`None` keeps the current description or
+    /// tags). Returns true if it was created.
+    pub fn put_vhost(
+        &self,
+        name: &str,
+        description: Option<String>,
+        tags: Option<Vec<String>>,
+    ) -> bool {
+        let _g = self.management.serialise();
+        let existing = self.vhost_def(name);
+        let def = VhostDef {
             name: name.to_string(),
-            description: None,
-            tags: Vec::new(),
-        }));
-        v
+            description: description
+                .or_else(|| existing.as_ref().and_then(|v| v.description.clone())),
+            tags: tags
+                .or_else(|| existing.as_ref().map(|v| v.tags.clone()))
+                .unwrap_or_default(),
+        };
+        self.storage.journal(Op::PutVhost(def.clone()));
+        self.insert_vhost(def);
+        existing.is_none()
+    }
+
+    /// A vhost's metadata.
+    pub fn vhost_def(&self, name: &str) -> Option<VhostDef> {
+        self.vhosts.read().get(name).map(|e| e.def.clone())
+    }
+
+    /// Every vhost's metadata, by name.
+    pub fn list_vhost_defs(&self) -> Vec<VhostDef> {
+        let mut all: Vec<VhostDef> = self.vhosts.read().values().map(|e| e.def.clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn vhost_exists(&self, name: &str) -> bool {
+        self.vhosts.read().contains_key(name)
+    }
+
+    /// Deletes a vhost: it is gone at once for new connections, its connections are
+    /// closed, its queues (with their files), exchanges and policies deleted, and the
+    /// permissions, topic permissions and parameters in it forgotten. None if there was no
+    /// such vhost.
+    pub fn delete_vhost(&self, name: &str) -> Option<Arc<VHost>> {
+        let v = {
+            let _g = self.management.serialise();
+            let v = self.vhosts.write().remove(name)?.vhost;
+            // Durable first: should the broker stop half-way, the files of what is left
+            // are orphans, removed at the next start.
+            self.storage.journal(Op::DeleteVhost {
+                name: name.to_string(),
+            });
+            self.users.forget_vhost(name);
+            self.management.forget_vhost(name);
+            v
+        };
+        for c in self.registry.connections() {
+            if c.info.vhost == name {
+                c.force_close(&format!("vhost '{name}' is deleted"));
+            }
+        }
+        for p in v.policies() {
+            v.clear_policy(&p.name);
+        }
+        for q in v.queues() {
+            let owner = q.exclusive_owner.unwrap_or(0);
+            if let Err(e) = v.delete_queue(&q.name, false, false, owner) {
+                tracing::error!(queue = %q.name, vhost = name, error = %e, "cannot delete a queue of a deleted vhost");
+            }
+        }
+        for e in v.exchanges() {
+            if !e.name.is_empty() && !e.name.starts_with("amq.") {
+                let _ = v.delete_exchange(&e.name, false);
+            }
+        }
+        self.registry.forget_vhost(name);
+        tracing::info!(vhost = name, "vhost deleted");
+        Some(v)
     }
 
     pub fn add_user(&self, name: &str, password: &str, tags: &[&str]) {
         self.users.add_user(name, password, tags);
         if let Some(u) = self.users.get(name) {
-            self.storage.journal(Op::PutUser(UserDef {
-                name: u.name,
-                password_hash: u.password_hash,
-                hashing_algorithm: "rabbit_password_hashing_sha256".into(),
-                tags: u.tags,
-                limits: serde_json::json!({}),
-            }));
+            self.storage.journal(Op::PutUser(user_def(&u)));
         }
     }
 
@@ -268,11 +376,15 @@ impl Broker {
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
-        self.vhosts.read().get(name).cloned()
+        self.vhosts.read().get(name).map(|e| e.vhost.clone())
     }
 
     pub fn vhosts(&self) -> Vec<Arc<VHost>> {
-        self.vhosts.read().values().cloned().collect()
+        self.vhosts
+            .read()
+            .values()
+            .map(|e| e.vhost.clone())
+            .collect()
     }
 
     pub fn next_connection_id(&self) -> ConnectionId {
@@ -282,5 +394,16 @@ impl Broker {
     /// Makes everything durable (ack logs, pending syncs, a definitions snapshot).
     pub fn shutdown(&self) {
         self.storage.shutdown();
+    }
+}
+
+/// A user as the definitions write it.
+pub(crate) fn user_def(u: &User) -> UserDef {
+    UserDef {
+        name: u.name.clone(),
+        password_hash: u.password_hash.clone(),
+        hashing_algorithm: SHA256.into(),
+        tags: u.tags.clone(),
+        limits: serde_json::Value::Object(u.limits.clone()),
     }
 }

@@ -85,7 +85,7 @@ pub struct Consumer {
     pub channel: u16,
     pub no_ack: bool,
     pub exclusive: bool,
-    pub priority: i32,
+    pub priority: i64,
     pub arguments: FieldTable,
     /// Per-consumer prefetch (`basic.qos` with global = false).
     pub credit: Credit,

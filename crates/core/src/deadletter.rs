@@ -81,6 +81,8 @@ pub fn dead_letter_message(
         .map(|d| d.as_secs())
         .unwrap_or(0);
 
+    // The count of failed deliveries belonged to the queue it leaves.
+    headers.remove("x-delivery-count");
     let mut deaths: Vec<FieldValue> = match headers.remove("x-death") {
         Some(FieldValue::Array(a)) => a,
         _ => Vec::new(),

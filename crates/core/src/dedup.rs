@@ -1,7 +1,10 @@
-//! Message deduplication (`x-message-deduplication`, the interface of the
-//! rabbitmq-message-deduplication plugin): a bounded cache of `x-deduplication-header`
-//! values; a message whose value is in the cache is dropped (its publisher still gets an
-//! ack). The oldest entry goes when the cache is full; entries expire after `x-cache-ttl`.
+//! Message deduplication (`x-message-deduplication`, the queue interface of the
+//! rabbitmq-message-deduplication plugin): a message whose `x-deduplication-header` value
+//! belongs to a message still in the queue (ready or unacknowledged) is dropped; its
+//! publisher still gets an ack. An entry leaves when its message leaves the queue (acked,
+//! consumed without ack, dropped, expired, purged), and the cache is bounded on top: the
+//! oldest entry goes when it is full (`x-cache-size`), and entries expire after
+//! `x-cache-ttl` ms.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,8 +15,9 @@ use crate::settings::Dedup;
 
 #[derive(Default)]
 pub struct DedupCache {
-    /// key -> (insertion sequence, expires at ms)
-    seen: HashMap<Vec<u8>, (u64, Option<u64>)>,
+    /// key -> (insertion sequence, expires at ms, the queue sequence number of the
+    /// message that holds the key)
+    seen: HashMap<Vec<u8>, (u64, Option<u64>, u64)>,
     order: VecDeque<(Vec<u8>, u64)>,
     next: u64,
 }
@@ -33,7 +37,7 @@ impl DedupCache {
     /// True if `key` was seen (and is still cached): the message is a duplicate.
     /// Otherwise remembers it.
     pub fn check_and_insert(&mut self, key: Vec<u8>, cfg: &Dedup, now: u64) -> bool {
-        if let Some(&(_, exp)) = self.seen.get(&key) {
+        if let Some(&(_, exp, _)) = self.seen.get(&key) {
             if exp.is_none_or(|e| now < e) {
                 return true;
             }
@@ -42,7 +46,7 @@ impl DedupCache {
         let seq = self.next;
         self.seen.insert(
             key.clone(),
-            (seq, cfg.cache_ttl.map(|t| now.saturating_add(t))),
+            (seq, cfg.cache_ttl.map(|t| now.saturating_add(t)), u64::MAX),
         );
         self.order.push_back((key, seq));
         while self.seen.len() > cfg.cache_size.max(1) {
@@ -50,7 +54,7 @@ impl DedupCache {
                 break;
             };
             // Only the entry's latest insertion counts.
-            if self.seen.get(&k).is_some_and(|&(cur, _)| cur == s) {
+            if self.seen.get(&k).is_some_and(|&(cur, _, _)| cur == s) {
                 self.seen.remove(&k);
             }
         }
@@ -58,9 +62,28 @@ impl DedupCache {
         if self.order.len() > 2 * cfg.cache_size.max(1) + 16 {
             let seen = &self.seen;
             self.order
-                .retain(|(k, s)| seen.get(k).is_some_and(|&(cur, _)| cur == *s));
+                .retain(|(k, s)| seen.get(k).is_some_and(|&(cur, _, _)| cur == *s));
         }
         false
+    }
+
+    /// Records which queued message holds `key` (inserted just before it was stored).
+    pub fn own(&mut self, key: &[u8], message_seq: u64) {
+        if let Some(e) = self.seen.get_mut(key) {
+            e.2 = message_seq;
+        }
+    }
+
+    /// The message `message_seq` left the queue: its key is free again (unless the
+    /// entry was evicted and now belongs to a later message).
+    pub fn forget(&mut self, key: &[u8], message_seq: u64) {
+        if self.seen.get(key).is_some_and(|e| e.2 == message_seq) {
+            self.seen.remove(key);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 }
 
@@ -82,5 +105,26 @@ mod tests {
         assert!(!c.check_and_insert(b"c".to_vec(), &cfg, 170)); // evicts a
         assert!(!c.check_and_insert(b"a".to_vec(), &cfg, 180));
         assert!(c.check_and_insert(b"c".to_vec(), &cfg, 190));
+    }
+
+    #[test]
+    fn freed_when_its_message_leaves() {
+        let cfg = Dedup {
+            cache_size: 1,
+            cache_ttl: None,
+        };
+        let mut c = DedupCache::default();
+        assert!(!c.check_and_insert(b"a".to_vec(), &cfg, 0));
+        c.own(b"a", 1);
+        assert!(c.check_and_insert(b"a".to_vec(), &cfg, 0));
+        c.forget(b"a", 1);
+        assert!(!c.check_and_insert(b"a".to_vec(), &cfg, 0));
+        c.own(b"a", 2);
+        assert!(!c.check_and_insert(b"b".to_vec(), &cfg, 0)); // evicts a (held by 2)
+        c.own(b"b", 3);
+        assert!(!c.check_and_insert(b"a".to_vec(), &cfg, 0)); // evicts b
+        c.own(b"a", 4);
+        c.forget(b"a", 2); // the evicted holder leaving frees nothing
+        assert!(c.check_and_insert(b"a".to_vec(), &cfg, 0));
     }
 }

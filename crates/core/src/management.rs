@@ -1,158 +1,87 @@
-//! What the management API changes besides topology: users, vhosts with their metadata,
-//! permissions, topic permissions, policies, runtime and global parameters, and the
-//! definitions document (export and import), as `impl Broker` blocks.
+//! What the management API changes besides topology: users, permissions, topic
+//! permissions, policies, runtime and global parameters (the cluster name is one), and the
+//! definitions document (export and import), as `impl Broker` blocks; [`Management`] holds
+//! the parameters.
 //!
-//! Durable changes go through [`Storage::journal`](crate::storage::Storage::journal) in
-//! RabbitMQ's definitions format, like [`Broker::add_user`] does; policies live in their
-//! vhost ([`crate::policy`]), which journals and applies them. Runtime and global
-//! parameters (operator policies and vhost limits among them), topic permissions and the
-//! cluster name have no journal operation yet: they are kept in `management.json` in the
-//! data directory (RabbitMQ's definitions format, those keys only), written atomically on
-//! every change, until the journal learns them.
-//!
-//! Users, vhosts and permissions have no delete in `auth`/`broker` yet, so this module
-//! keeps the list of what exists (seeded from the durable definitions) and makes a
-//! deleted user unable to log in by giving it a password hash nothing matches. Both go
-//! once `Users::delete_user`, `Users::delete_permission`, `Users::list` and
-//! `Broker::delete_vhost` exist.
+//! The live state is kept by what enforces it: users and permissions by
+//! [`crate::auth::Users`], vhosts and their metadata by the broker, policies by their
+//! vhost ([`crate::policy`]), parameters here. Every change is journaled in RabbitMQ's
+//! definitions format ([`Storage::journal`](crate::storage::Storage::journal)) and comes
+//! back through [`Broker::open`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use serde_json::{json, Value};
 use warren_store::definitions::{
-    write_atomic, BindingDef, Definitions, ExchangeDef, Op, PermissionDef, QueueDef, UserDef,
-    VhostDef,
+    BindingDef, Definitions, ExchangeDef, GlobalParameterDef, Op, ParameterDef, PermissionDef,
+    QueueDef, TopicPermissionDef, UserDef, VhostDef,
 };
 use warren_store::json::json_to_table_typed;
 
-use crate::auth::{hash_password, Permission};
-use crate::broker::Broker;
+use crate::auth::{hash_password, Permission, User};
+use crate::broker::{user_def, Broker};
 use crate::exchange::Destination;
-use crate::registry::attached;
+use crate::policy::erlang_term;
 use crate::storage::{binding_def, exchange_def, queue_def};
 use crate::vhost::{ExchangeDeclare, QueueDeclare};
 
 /// The hashing algorithm Warren stores and checks.
 pub const SHA256: &str = "rabbit_password_hashing_sha256";
 
+/// The global parameter that holds the cluster name (as in RabbitMQ).
+pub const CLUSTER_NAME: &str = "cluster_name";
+
+/// The global parameter RabbitMQ creates once per cluster; exports carry it.
+const CLUSTER_ID: &str = "internal_cluster_id";
+
 /// A topic permission (RabbitMQ: per user, vhost and exchange).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TopicPermission {
-    pub user: String,
-    pub vhost: String,
-    pub exchange: String,
-    pub write: String,
-    pub read: String,
+pub type TopicPermission = TopicPermissionDef;
+
+#[derive(Default)]
+struct Params {
+    /// In the order they were created.
+    runtime: Vec<ParameterDef>,
+    global: Vec<GlobalParameterDef>,
 }
 
-/// The part of the management state kept in `management.json`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-struct Persisted {
-    #[serde(default)]
-    cluster_name: Option<String>,
-    #[serde(default)]
-    topic_permissions: Vec<TopicPermission>,
-    /// RabbitMQ's parameter objects: vhost, component, name, value (operator policies
-    /// and vhost limits are parameters too, as in RabbitMQ).
-    #[serde(default)]
-    parameters: Vec<Value>,
-    /// name, value
-    #[serde(default)]
-    global_parameters: Vec<Value>,
-}
-
-struct State {
-    users: BTreeMap<String, UserDef>,
-    vhosts: BTreeMap<String, VhostDef>,
-    /// (vhost, user)
-    permissions: BTreeMap<(String, String), PermissionDef>,
-    persisted: Persisted,
-}
-
-/// The management state of one broker.
+/// Runtime and global parameters, and the lock that keeps the journal in the order of
+/// the changes it records.
+#[derive(Default)]
 pub struct Management {
-    state: Mutex<State>,
-    path: PathBuf,
-}
-
-/// Why an import or a change was refused: RabbitMQ's `reason` text.
-pub type Refusal = String;
-
-fn key_of(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+    params: Mutex<Params>,
+    /// Held across "change, then journal" of users, permissions, vhost metadata and
+    /// parameters, so that two concurrent changes to one object are journaled in the
+    /// order they were applied.
+    changes: Mutex<()>,
 }
 
 impl Management {
-    fn load(broker: &Broker) -> Management {
-        let defs = broker.storage.defs.current();
-        let path = broker.config.data_dir.join("management.json");
-        let persisted = match std::fs::read(&path) {
-            Ok(raw) => serde_json::from_slice(&raw).unwrap_or_else(|e| {
-                tracing::error!(file = %path.display(), error = %e, "cannot read the management state; starting without it");
-                Persisted::default()
-            }),
-            Err(_) => Persisted::default(),
-        };
-        let mut persisted = persisted;
-        if !persisted
-            .global_parameters
-            .iter()
-            .any(|p| key_of(p, "name") == "internal_cluster_id")
-        {
-            // RabbitMQ creates one per cluster; exports carry it.
-            persisted.global_parameters.push(json!({
-                "name": "internal_cluster_id",
-                "value": crate::util::generated_name("rabbitmq-cluster-id"),
-            }));
-        }
-        // Topic permissions are enforced by `Users` (see `crate::access`).
-        for t in &persisted.topic_permissions {
-            broker
-                .users
-                .set_topic_permission(&t.user, &t.vhost, &t.exchange, &t.write, &t.read);
-        }
-        Management {
-            state: Mutex::new(State {
-                users: defs
-                    .users
-                    .into_iter()
-                    .map(|u| (u.name.clone(), u))
-                    .collect(),
-                vhosts: defs
-                    .vhosts
-                    .into_iter()
-                    .map(|v| (v.name.clone(), v))
-                    .collect(),
-                permissions: defs
-                    .permissions
-                    .into_iter()
-                    .map(|p| ((p.vhost.clone(), p.user.clone()), p))
-                    .collect(),
-                persisted,
-            }),
-            path,
-        }
+    pub(crate) fn restore(&self, runtime: &[ParameterDef], global: &[GlobalParameterDef]) {
+        let mut p = self.params.lock();
+        p.runtime = runtime.to_vec();
+        p.global = global.to_vec();
     }
 
-    fn save(&self, p: &Persisted) {
-        let raw = match serde_json::to_vec_pretty(p) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode the management state");
-                return;
-            }
-        };
-        if let Err(e) = write_atomic(&self.path, &raw) {
-            tracing::error!(file = %self.path.display(), error = %e, "cannot write the management state");
-        }
+    /// Forgets the parameters of a deleted vhost (the journal's `DeleteVhost` drops them
+    /// too).
+    pub(crate) fn forget_vhost(&self, vhost: &str) {
+        self.params.lock().runtime.retain(|p| p.vhost != vhost);
+    }
+
+    pub(crate) fn serialise(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock()
+    }
+
+    fn global(&self, name: &str) -> Option<Value> {
+        self.params
+            .lock()
+            .global
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.clone())
     }
 }
-
-static MANAGEMENT: OnceLock<parking_lot::Mutex<HashMap<usize, &'static Management>>> =
-    OnceLock::new();
 
 /// What to do with a user's password in [`Broker::put_user`].
 #[derive(Debug, Clone)]
@@ -165,12 +94,24 @@ pub enum Password {
     Keep,
 }
 
-impl Broker {
-    /// The management state (created on first use from the durable definitions).
-    pub fn management(&self) -> &Management {
-        attached(&MANAGEMENT, self, || Management::load(self))
-    }
+/// Why an import or a change was refused: RabbitMQ's `reason` text.
+pub type Refusal = String;
 
+fn key_of(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn permission_def(user: &str, vhost: &str, p: &Permission) -> PermissionDef {
+    PermissionDef {
+        user: user.to_string(),
+        vhost: vhost.to_string(),
+        configure: p.configure.clone(),
+        write: p.write.clone(),
+        read: p.read.clone(),
+    }
+}
+
+impl Broker {
     fn journal(&self, op: Op) {
         self.storage.journal(op);
     }
@@ -178,24 +119,17 @@ impl Broker {
     // ----- users ---------------------------------------------------------------------
 
     pub fn list_users(&self) -> Vec<UserDef> {
-        self.management()
-            .state
-            .lock()
-            .users
-            .values()
-            .cloned()
-            .collect()
+        self.users.list().iter().map(user_def).collect()
     }
 
     pub fn user_def(&self, name: &str) -> Option<UserDef> {
-        self.management().state.lock().users.get(name).cloned()
+        self.users.get(name).as_ref().map(user_def)
     }
 
-    /// Creates or updates a user. Returns true if it was created.
+    /// Creates or updates a user (its limits are kept). Returns true if it was created.
     pub fn put_user(&self, name: &str, password: Password, tags: Vec<String>) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let existing = st.users.get(name).cloned();
+        let _g = self.management.serialise();
+        let existing = self.users.get(name);
         let hash = match password {
             Password::Clear(p) => hash_password(&p),
             Password::Hash(h) => h,
@@ -207,68 +141,49 @@ impl Broker {
         let limits = existing
             .as_ref()
             .map(|u| u.limits.clone())
-            .unwrap_or_else(|| json!({}));
-        self.install_user(&mut st, name, hash, tags, limits);
+            .unwrap_or_default();
+        self.install_user(User {
+            name: name.to_string(),
+            password_hash: hash,
+            tags,
+            limits,
+        });
         existing.is_none()
     }
 
-    fn install_user(
-        &self,
-        st: &mut State,
-        name: &str,
-        hash: String,
-        tags: Vec<String>,
-        limits: Value,
-    ) {
-        let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
-        self.users.add_user_with_hash(name, &hash, &tag_refs);
-        let def = UserDef {
-            name: name.to_string(),
-            password_hash: hash,
-            hashing_algorithm: SHA256.into(),
-            tags,
-            limits,
-        };
-        self.journal(Op::PutUser(def.clone()));
-        st.users.insert(name.to_string(), def);
+    fn install_user(&self, u: User) {
+        self.journal(Op::PutUser(user_def(&u)));
+        self.users.put(u);
     }
 
-    /// Deletes a user with its permissions. False if there was none.
+    /// Deletes a user with its permissions and topic permissions, and closes its
+    /// connections (as RabbitMQ: "user 'x' is deleted"). False if there was none.
     pub fn delete_user(&self, name: &str) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        if st.users.remove(name).is_none() {
-            return false;
-        }
-        // `Users` cannot forget a user yet: an empty hash matches no password, and no
-        // tags give no management access.
-        self.users.add_user_with_hash(name, "", &[]);
-        st.permissions.retain(|(_, u), _| u != name);
-        let before = st.persisted.topic_permissions.len();
-        st.persisted.topic_permissions.retain(|t| {
-            if t.user == name {
-                self.users.clear_topic_permissions(&t.user, &t.vhost, None);
+        {
+            let _g = self.management.serialise();
+            if self.users.delete_user(name).is_none() {
+                return false;
             }
-            t.user != name
-        });
-        if st.persisted.topic_permissions.len() != before {
-            m.save(&st.persisted);
+            // The journal's DeleteUser drops the permissions too.
+            self.journal(Op::DeleteUser {
+                name: name.to_string(),
+            });
         }
-        self.journal(Op::DeleteUser {
-            name: name.to_string(),
-        });
+        for c in self.registry.connections() {
+            if c.info.user == name {
+                c.force_close(&format!("user '{name}' is deleted"));
+            }
+        }
         true
     }
 
     /// Sets or clears (`value` None) one of a user's limits (`max-connections`,
     /// `max-channels`). False if there is no such user.
     pub fn set_user_limit(&self, user: &str, limit: &str, value: Option<Value>) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let Some(mut u) = st.users.get(user).cloned() else {
+        let _g = self.management.serialise();
+        let Some(mut limits) = self.users.get(user).map(|u| u.limits) else {
             return false;
         };
-        let mut limits = u.limits.as_object().cloned().unwrap_or_default();
         match value {
             Some(v) => {
                 limits.insert(limit.to_string(), v);
@@ -277,174 +192,74 @@ impl Broker {
                 limits.remove(limit);
             }
         }
-        u.limits = Value::Object(limits);
-        self.journal(Op::PutUser(u.clone()));
-        st.users.insert(user.to_string(), u);
-        true
+        match self.users.set_limits(user, limits) {
+            Some(u) => {
+                self.journal(Op::PutUser(user_def(&u)));
+                true
+            }
+            None => false,
+        }
     }
 
-    // ----- vhosts --------------------------------------------------------------------
-
-    pub fn list_vhost_defs(&self) -> Vec<VhostDef> {
-        self.management()
-            .state
-            .lock()
-            .vhosts
-            .values()
-            .cloned()
+    /// Users that have no permission in any vhost.
+    pub fn users_without_permissions(&self) -> Vec<UserDef> {
+        let with: BTreeSet<String> = self
+            .users
+            .list_permissions()
+            .into_iter()
+            .map(|(u, ..)| u)
+            .collect();
+        self.users
+            .list()
+            .iter()
+            .filter(|u| !with.contains(&u.name))
+            .map(user_def)
             .collect()
-    }
-
-    pub fn vhost_def(&self, name: &str) -> Option<VhostDef> {
-        self.management().state.lock().vhosts.get(name).cloned()
-    }
-
-    /// Whether the vhost exists (a deleted vhost's object may linger in the broker until
-    /// `Broker::delete_vhost` exists; this is the answer to trust).
-    pub fn vhost_exists(&self, name: &str) -> bool {
-        self.management().state.lock().vhosts.contains_key(name)
-    }
-
-    /// Creates or updates a vhost. `None` keeps the current description or tags.
-    /// Returns true if it was created.
-    pub fn put_vhost(
-        &self,
-        name: &str,
-        description: Option<String>,
-        tags: Option<Vec<String>>,
-    ) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let existing = st.vhosts.get(name).cloned();
-        let def = VhostDef {
-            name: name.to_string(),
-            description: description
-                .or_else(|| existing.as_ref().and_then(|v| v.description.clone())),
-            tags: tags
-                .or_else(|| existing.as_ref().map(|v| v.tags.clone()))
-                .unwrap_or_default(),
-        };
-        if existing.is_none() {
-            // add_vhost journals a bare PutVhost; the one below carries the metadata.
-            self.add_vhost(name);
-        }
-        self.journal(Op::PutVhost(def.clone()));
-        st.vhosts.insert(name.to_string(), def);
-        existing.is_none()
-    }
-
-    /// Deletes a vhost: closes its connections, deletes its queues and exchanges, drops
-    /// permissions, policies and parameters in it. False if there was none.
-    pub fn delete_vhost(&self, name: &str) -> bool {
-        let m = self.management();
-        {
-            let mut st = m.state.lock();
-            if st.vhosts.remove(name).is_none() {
-                return false;
-            }
-            st.permissions.retain(|(v, _), _| v != name);
-            let p = &mut st.persisted;
-            p.topic_permissions.retain(|t| {
-                if t.vhost == name {
-                    self.users.clear_topic_permissions(&t.user, &t.vhost, None);
-                }
-                t.vhost != name
-            });
-            p.parameters.retain(|x| key_of(x, "vhost") != name);
-            m.save(&st.persisted);
-        }
-        for c in self.registry().connections() {
-            if c.info.vhost == name {
-                c.force_close(&format!("vhost '{name}' is deleted"));
-            }
-        }
-        if let Some(v) = self.vhost(name) {
-            for p in v.policies() {
-                v.clear_policy(&p.name);
-            }
-            for q in v.queues() {
-                let owner = q.exclusive_owner.unwrap_or(0);
-                let _ = v.delete_queue(&q.name, false, false, owner);
-            }
-            for e in v.exchanges() {
-                if !e.name.is_empty() && !e.name.starts_with("amq.") {
-                    let _ = v.delete_exchange(&e.name, false);
-                }
-            }
-        }
-        self.registry().forget_vhost(name);
-        self.journal(Op::DeleteVhost {
-            name: name.to_string(),
-        });
-        true
     }
 
     // ----- permissions ---------------------------------------------------------------
 
     pub fn list_permissions(&self) -> Vec<PermissionDef> {
-        self.management()
-            .state
-            .lock()
-            .permissions
-            .values()
-            .cloned()
+        self.users
+            .list_permissions()
+            .iter()
+            .map(|(u, v, p)| permission_def(u, v, p))
             .collect()
     }
 
     pub fn permission_def(&self, vhost: &str, user: &str) -> Option<PermissionDef> {
-        self.management()
-            .state
-            .lock()
-            .permissions
-            .get(&(vhost.to_string(), user.to_string()))
-            .cloned()
+        self.users
+            .permission(user, vhost)
+            .map(|p| permission_def(user, vhost, &p))
     }
 
     /// Sets a user's permissions in a vhost. Ok(true) if they were created; Err with
     /// RabbitMQ's reason if the user or vhost does not exist.
     pub fn put_permission(&self, def: PermissionDef) -> Result<bool, Refusal> {
-        let m = self.management();
-        let mut st = m.state.lock();
-        if !st.users.contains_key(&def.user) || !st.vhosts.contains_key(&def.vhost) {
+        let _g = self.management.serialise();
+        if !self.users.exists(&def.user) || !self.vhost_exists(&def.vhost) {
             return Err("vhost_or_user_not_found".into());
         }
+        let created = self.users.permission(&def.user, &def.vhost).is_none();
         self.set_permission(
             &def.user,
             &def.vhost,
             Permission {
-                configure: def.configure.clone(),
-                write: def.write.clone(),
-                read: def.read.clone(),
+                configure: def.configure,
+                write: def.write,
+                read: def.read,
             },
         );
-        let created = st
-            .permissions
-            .insert((def.vhost.clone(), def.user.clone()), def)
-            .is_none();
         Ok(created)
     }
 
+    /// Clears a user's permissions in a vhost: it can no longer open it. False if there
+    /// were none.
     pub fn delete_permission(&self, vhost: &str, user: &str) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        if st
-            .permissions
-            .remove(&(vhost.to_string(), user.to_string()))
-            .is_none()
-        {
+        let _g = self.management.serialise();
+        if self.users.delete_permission(user, vhost).is_none() {
             return false;
         }
-        // `Users` cannot forget a permission yet: patterns that match nothing.
-        let none = "^$".to_string();
-        self.users.set_permission(
-            user,
-            vhost,
-            Permission {
-                configure: none.clone(),
-                write: none.clone(),
-                read: none,
-            },
-        );
         self.journal(Op::DeletePermission {
             user: user.to_string(),
             vhost: vhost.to_string(),
@@ -455,38 +270,22 @@ impl Broker {
     // ----- topic permissions ---------------------------------------------------------
 
     pub fn list_topic_permissions(&self) -> Vec<TopicPermission> {
-        self.management()
-            .state
-            .lock()
-            .persisted
-            .topic_permissions
-            .clone()
+        self.users.list_topic_permissions()
     }
 
-    /// Sets a topic permission (one per user, vhost and exchange). Ok(true) if created.
+    /// Sets a topic permission (one per user, vhost and exchange). Ok(true) if the user
+    /// had none in the vhost.
     pub fn put_topic_permission(&self, t: TopicPermission) -> Result<bool, Refusal> {
-        let m = self.management();
-        let mut st = m.state.lock();
-        if !st.users.contains_key(&t.user) || !st.vhosts.contains_key(&t.vhost) {
+        let _g = self.management.serialise();
+        if !self.users.exists(&t.user) || !self.vhost_exists(&t.vhost) {
             return Err("vhost_or_user_not_found".into());
         }
+        // As RabbitMQ: the resource is the user's topic permissions in the vhost, so a
+        // second exchange's updates it.
+        let created = self.users.topic_permissions(&t.user, &t.vhost).is_empty();
         self.users
             .set_topic_permission(&t.user, &t.vhost, &t.exchange, &t.write, &t.read);
-        let list = &mut st.persisted.topic_permissions;
-        let created = match list
-            .iter_mut()
-            .find(|x| x.user == t.user && x.vhost == t.vhost && x.exchange == t.exchange)
-        {
-            Some(slot) => {
-                *slot = t;
-                false
-            }
-            None => {
-                list.push(t);
-                true
-            }
-        };
-        m.save(&st.persisted);
+        self.journal(Op::PutTopicPermission(t));
         Ok(created)
     }
 
@@ -497,19 +296,16 @@ impl Broker {
         user: &str,
         exchange: Option<&str>,
     ) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let list = &mut st.persisted.topic_permissions;
-        let before = list.len();
-        list.retain(|x| {
-            !(x.user == user && x.vhost == vhost && exchange.is_none_or(|e| x.exchange == e))
-        });
-        let changed = list.len() != before;
-        if changed {
-            self.users.clear_topic_permissions(user, vhost, exchange);
-            m.save(&st.persisted);
+        let _g = self.management.serialise();
+        if !self.users.clear_topic_permissions(user, vhost, exchange) {
+            return false;
         }
-        changed
+        self.journal(Op::DeleteTopicPermission {
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+            exchange: exchange.map(String::from),
+        });
+        true
     }
 
     // ----- policies, parameters ------------------------------------------------------
@@ -537,7 +333,6 @@ impl Broker {
     pub fn put_policy(&self, vhost: &str, name: &str, body: &Value) -> Result<bool, Refusal> {
         let v = self
             .vhost(vhost)
-            .filter(|_| self.vhost_exists(vhost))
             .ok_or_else(|| format!("no_such_vhost: {vhost}"))?;
         let missing: Vec<&str> = ["pattern", "definition"]
             .into_iter()
@@ -550,21 +345,31 @@ impl Broker {
                 .collect();
             return Err(format!("[{}]", keys.join(",")));
         }
-        let pattern = body["pattern"].as_str().unwrap_or("").to_string();
+        let pattern = match &body["pattern"] {
+            Value::String(p) => p.clone(),
+            other => {
+                let said = "pattern should be a binary but was ";
+                return Err(format!(
+                    "Validation failed\n\n{said}{}\n",
+                    erlang_term(other, said.len() + 1)
+                ));
+            }
+        };
         let apply_to = body
             .get("apply-to")
             .and_then(Value::as_str)
             .unwrap_or("all");
         let priority = match body.get("priority") {
-            None | Some(Value::Null) => 0,
-            Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-            Some(Value::String(s)) => s.parse().map_err(|_| {
-                format!("Validation failed\n\n<<\"{s}\">> is not a valid priority\n")
-            })?,
+            None => 0,
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
             Some(other) => {
+                let said = "priority should be a number, actually was ";
                 return Err(format!(
-                    "Validation failed\n\n{other} is not a valid priority\n"
-                ))
+                    "Validation failed\n\n{said}{}\n",
+                    erlang_term(other, said.len() + 1)
+                ));
             }
         };
         let definition = body["definition"].as_object().cloned().unwrap_or_default();
@@ -586,147 +391,208 @@ impl Broker {
         vhost: Option<&str>,
         name: Option<&str>,
     ) -> Vec<Value> {
-        let st = self.management().state.lock();
-        st.persisted
-            .parameters
+        self.management
+            .params
+            .lock()
+            .runtime
             .iter()
             .filter(|p| {
-                component.is_none_or(|c| key_of(p, "component") == c)
-                    && vhost.is_none_or(|v| key_of(p, "vhost") == v)
-                    && name.is_none_or(|n| key_of(p, "name") == n)
+                component.is_none_or(|c| p.component == c)
+                    && vhost.is_none_or(|v| p.vhost == v)
+                    && name.is_none_or(|n| p.name == n)
             })
-            .cloned()
+            .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
             .collect()
     }
 
     /// Creates or replaces a runtime parameter. Returns true if it was created.
     pub fn put_parameter(&self, component: &str, vhost: &str, name: &str, value: Value) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let obj = json!({"value": value, "vhost": vhost, "component": component, "name": name});
-        let list = &mut st.persisted.parameters;
-        let same = |p: &Value| {
-            key_of(p, "component") == component
-                && key_of(p, "vhost") == vhost
-                && key_of(p, "name") == name
+        let _g = self.management.serialise();
+        let def = ParameterDef {
+            value,
+            vhost: vhost.to_string(),
+            component: component.to_string(),
+            name: name.to_string(),
         };
-        let created = match list.iter_mut().find(|p| same(p)) {
-            Some(slot) => {
-                *slot = obj;
-                false
-            }
-            None => {
-                list.push(obj);
-                true
+        let created = {
+            let mut p = self.management.params.lock();
+            let slot = p
+                .runtime
+                .iter_mut()
+                .find(|p| p.component == component && p.vhost == vhost && p.name == name);
+            match slot {
+                Some(s) => {
+                    *s = def.clone();
+                    false
+                }
+                None => {
+                    p.runtime.push(def.clone());
+                    true
+                }
             }
         };
-        m.save(&st.persisted);
+        self.journal(Op::PutParameter(def));
         created
     }
 
     pub fn delete_parameter(&self, component: &str, vhost: &str, name: &str) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let list = &mut st.persisted.parameters;
-        let before = list.len();
-        list.retain(|p| {
-            !(key_of(p, "component") == component
-                && key_of(p, "vhost") == vhost
-                && key_of(p, "name") == name)
-        });
-        let changed = list.len() != before;
+        let _g = self.management.serialise();
+        let changed = {
+            let mut p = self.management.params.lock();
+            let before = p.runtime.len();
+            p.runtime
+                .retain(|p| !(p.component == component && p.vhost == vhost && p.name == name));
+            p.runtime.len() != before
+        };
         if changed {
-            m.save(&st.persisted);
+            self.journal(Op::DeleteParameter {
+                vhost: vhost.to_string(),
+                component: component.to_string(),
+                name: name.to_string(),
+            });
         }
         changed
     }
 
     pub fn list_global_parameters(&self) -> Vec<Value> {
-        self.management()
-            .state
-            .lock()
-            .persisted
-            .global_parameters
-            .clone()
+        let mut all = self.management.params.lock().global.clone();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.iter()
+            .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+            .collect()
     }
 
     pub fn put_global_parameter(&self, name: &str, value: Value) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let obj = json!({"name": name, "value": value});
-        let list = &mut st.persisted.global_parameters;
-        let created = match list.iter_mut().find(|p| key_of(p, "name") == name) {
-            Some(slot) => {
-                *slot = obj;
-                false
-            }
-            None => {
-                list.push(obj);
-                true
+        let _g = self.management.serialise();
+        let def = GlobalParameterDef {
+            name: name.to_string(),
+            value,
+        };
+        let created = {
+            let mut p = self.management.params.lock();
+            match p.global.iter_mut().find(|p| p.name == name) {
+                Some(s) => {
+                    *s = def.clone();
+                    false
+                }
+                None => {
+                    p.global.push(def.clone());
+                    true
+                }
             }
         };
-        m.save(&st.persisted);
+        self.journal(Op::PutGlobalParameter(def));
         created
     }
 
     pub fn delete_global_parameter(&self, name: &str) -> bool {
-        let m = self.management();
-        let mut st = m.state.lock();
-        let list = &mut st.persisted.global_parameters;
-        let before = list.len();
-        list.retain(|p| key_of(p, "name") != name);
-        let changed = list.len() != before;
+        let _g = self.management.serialise();
+        let changed = {
+            let mut p = self.management.params.lock();
+            let before = p.global.len();
+            p.global.retain(|p| p.name != name);
+            p.global.len() != before
+        };
         if changed {
-            m.save(&st.persisted);
+            self.journal(Op::DeleteGlobalParameter {
+                name: name.to_string(),
+            });
         }
         changed
     }
 
-    /// The cluster name (RabbitMQ's `cluster_name`; the node name until set).
+    /// The cluster name (RabbitMQ's `cluster_name` global parameter; the node name until
+    /// set).
     pub fn cluster_name(&self) -> String {
-        self.management()
-            .state
-            .lock()
-            .persisted
-            .cluster_name
-            .clone()
-            .unwrap_or_else(|| self.config.node_name.clone())
+        match self.management.global(CLUSTER_NAME) {
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => self.config.node_name.clone(),
+        }
     }
 
     pub fn set_cluster_name(&self, name: &str) {
-        let m = self.management();
-        let mut st = m.state.lock();
-        st.persisted.cluster_name = Some(name.to_string());
-        m.save(&st.persisted);
+        self.put_global_parameter(CLUSTER_NAME, Value::String(name.to_string()));
+    }
+
+    /// Creates the cluster id a RabbitMQ cluster has from its first start, unless there
+    /// is one.
+    pub(crate) fn ensure_cluster_id(&self) {
+        if self.management.global(CLUSTER_ID).is_none() {
+            self.put_global_parameter(
+                CLUSTER_ID,
+                Value::String(crate::util::generated_name("rabbitmq-cluster-id")),
+            );
+        }
+    }
+
+    /// Moves what an older version kept in `management.json` into the journal, once.
+    pub(crate) fn migrate_management_file(&self) {
+        let Some(old) = self.storage.take_legacy_management() else {
+            return;
+        };
+        let list = |k: &str| {
+            old.get(k)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        for t in list("topic_permissions") {
+            match serde_json::from_value::<TopicPermission>(t) {
+                Ok(t) => {
+                    if let Err(why) = self.put_topic_permission(t.clone()) {
+                        tracing::warn!(user = %t.user, vhost = %t.vhost, %why, "old management state: dropping a topic permission");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "old management state: skipping a topic permission")
+                }
+            }
+        }
+        for p in list("parameters") {
+            let vhost = key_of(&p, "vhost");
+            if !self.vhost_exists(&vhost) {
+                tracing::warn!(%vhost, "old management state: dropping a parameter of a vhost that is gone");
+                continue;
+            }
+            self.put_parameter(
+                &key_of(&p, "component"),
+                &vhost,
+                &key_of(&p, "name"),
+                p.get("value").cloned().unwrap_or(Value::Null),
+            );
+        }
+        for g in list("global_parameters") {
+            self.put_global_parameter(
+                &key_of(&g, "name"),
+                g.get("value").cloned().unwrap_or(Value::Null),
+            );
+        }
+        if let Some(name) = old.get("cluster_name").and_then(Value::as_str) {
+            self.set_cluster_name(name);
+        }
+        self.storage.legacy_management_migrated();
     }
 
     // ----- definitions ---------------------------------------------------------------
 
     /// The whole broker's definitions, as `GET /api/definitions` returns them.
     pub fn export_definitions(&self, rabbitmq_version: &str, product: (&str, &str)) -> Definitions {
-        let (users, vhosts, permissions, persisted) = {
-            let st = self.management().state.lock();
-            (
-                st.users.values().cloned().collect(),
-                st.vhosts.values().cloned().collect::<Vec<_>>(),
-                st.permissions.values().cloned().collect(),
-                st.persisted.clone(),
-            )
+        let vhosts = self.list_vhost_defs();
+        let (parameters, global_parameters) = {
+            let p = self.management.params.lock();
+            (p.runtime.clone(), p.global.clone())
         };
         let mut d = Definitions {
             rabbit_version: Some(rabbitmq_version.into()),
             rabbitmq_version: Some(rabbitmq_version.into()),
             product_name: Some(product.0.into()),
             product_version: Some(product.1.into()),
-            users,
-            permissions,
-            topic_permissions: persisted
-                .topic_permissions
-                .iter()
-                .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
-                .collect(),
-            parameters: persisted.parameters,
-            global_parameters: persisted.global_parameters,
+            users: self.list_users(),
+            permissions: self.list_permissions(),
+            topic_permissions: self.list_topic_permissions(),
+            parameters,
+            global_parameters,
             ..Default::default()
         };
         // Through JSON: the definitions type of a policy is the store's business.
@@ -838,17 +704,16 @@ impl Broker {
         if only_vhost.is_none() {
             for u in items("users") {
                 let u: UserDef = parse(u, "user")?;
-                let m = self.management();
-                let mut st = m.state.lock();
                 if u.hashing_algorithm != SHA256 {
                     tracing::warn!(user = %u.name, algorithm = %u.hashing_algorithm, "imported user's password hash uses an algorithm Warren does not check; password login will fail");
                 }
-                let limits = if u.limits.is_object() {
-                    u.limits
-                } else {
-                    json!({})
-                };
-                self.install_user(&mut st, &u.name, u.password_hash, u.tags, limits);
+                let _g = self.management.serialise();
+                self.install_user(User {
+                    name: u.name,
+                    password_hash: u.password_hash,
+                    tags: u.tags,
+                    limits: u.limits.as_object().cloned().unwrap_or_default(),
+                });
             }
             for v in items("vhosts") {
                 let v: VhostDef = parse(v, "vhost")?;
@@ -875,9 +740,6 @@ impl Broker {
             }
         }
         let need_vhost = |v: &str| -> Result<std::sync::Arc<crate::VHost>, Refusal> {
-            if !self.vhost_exists(v) {
-                return Err(format!("no_such_vhost: {v}"));
-            }
             self.vhost(v).ok_or_else(|| format!("no_such_vhost: {v}"))
         };
         for p in items("parameters") {
@@ -963,17 +825,6 @@ impl Broker {
             }
         }
         Ok(())
-    }
-
-    /// Names of users that have no permission in any vhost.
-    pub fn users_without_permissions(&self) -> Vec<UserDef> {
-        let st = self.management().state.lock();
-        let with: BTreeSet<&str> = st.permissions.values().map(|p| p.user.as_str()).collect();
-        st.users
-            .values()
-            .filter(|u| !with.contains(u.name.as_str()))
-            .cloned()
-            .collect()
     }
 }
 

@@ -40,6 +40,7 @@ pub struct QueueCounters {
     pub get_no_ack: AtomicU64,
     pub acked: AtomicU64,
     pub redelivered: AtomicU64,
+    pub get_empty: AtomicU64,
 }
 
 pub struct Queue {
@@ -54,6 +55,8 @@ pub struct Queue {
     scheduler: Arc<Scheduler>,
     inner: Mutex<Inner>,
     deleted: AtomicBool,
+    /// This queue's consumer timeout (ms; 0: the broker's), readable without the lock.
+    consumer_timeout: AtomicU64,
 }
 
 struct Inner {
@@ -66,7 +69,7 @@ struct Inner {
     /// Round-robin position: the consumer after the last one served.
     cursor: usize,
     /// Highest consumer priority present (lets dispatch stop searching early).
-    top_priority: i32,
+    top_priority: i64,
     unacked: u64,
     had_consumers: bool,
     /// Ready messages whose own TTL is shorter than the queue's: (expires_at, seq, where).
@@ -144,6 +147,7 @@ impl Queue {
         } = spec;
         let settings = QueueSettings::resolve(&arguments, policy.as_ref());
         let has_ttl = settings.message_ttl.is_some();
+        let consumer_timeout = settings.consumer_timeout.unwrap_or(0);
         Queue {
             name,
             vhost,
@@ -160,7 +164,7 @@ impl Queue {
                 last_used: now_ms(),
                 consumers: Vec::new(),
                 cursor: 0,
-                top_priority: i32::MIN,
+                top_priority: i64::MIN,
                 unacked: 0,
                 had_consumers: false,
                 expiries: BinaryHeap::new(),
@@ -172,6 +176,16 @@ impl Queue {
                 dedup: Default::default(),
             }),
             deleted: AtomicBool::new(false),
+            consumer_timeout: AtomicU64::new(consumer_timeout),
+        }
+    }
+
+    /// How long a delivery from this queue may stay unacknowledged, if the queue says
+    /// (`x-consumer-timeout`, or a `consumer-timeout` policy); otherwise the broker's.
+    pub fn consumer_timeout(&self) -> Option<u64> {
+        match self.consumer_timeout.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
         }
     }
 
@@ -230,12 +244,14 @@ impl Queue {
             return Enqueued::Rejected;
         }
         let now = now_ms();
-        if let Some(cfg) = inner.settings.dedup {
-            if let Some(key) = crate::dedup::key(&msg) {
-                if inner.dedup.check_and_insert(key, &cfg, now) {
-                    // A duplicate: dropped, and still acked to a confirming publisher.
-                    return Enqueued::Accepted { sync: None };
-                }
+        let dedup_key = match inner.settings.dedup {
+            Some(cfg) => crate::dedup::key(&msg).map(|k| (k, cfg)),
+            None => None,
+        };
+        if let Some((key, cfg)) = &dedup_key {
+            if inner.dedup.check_and_insert(key.clone(), cfg, now) {
+                // A duplicate: dropped, and still acked to a confirming publisher.
+                return Enqueued::Accepted { sync: None };
             }
         }
         let queue_ttl = inner.settings.message_ttl;
@@ -249,9 +265,15 @@ impl Queue {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(queue = %self.name, vhost = %self.vhost, error = %e, "cannot store a message; refusing it");
+                if let Some((k, _)) = &dedup_key {
+                    inner.dedup.forget(k, u64::MAX);
+                }
                 return Enqueued::Rejected;
             }
         };
+        if let Some((k, _)) = &dedup_key {
+            inner.dedup.own(k, pushed.seq);
+        }
         if let Some(at) = expires_at {
             inner.has_ttl = true;
             if out_of_order {
@@ -259,7 +281,9 @@ impl Queue {
             }
         }
         self.counters.published.fetch_add(1, Ordering::Relaxed);
-        self.dispatch_locked(&mut inner);
+        // As RabbitMQ, a consumer that can take the message at once gets it whatever its
+        // TTL (so a TTL of 0 reaches a waiting consumer): dispatch as of just before now.
+        self.dispatch_at(&mut inner, now.saturating_sub(1));
         if overflow == Overflow::DropHead {
             Self::drop_over_limit(&mut inner);
         }
@@ -278,7 +302,7 @@ impl Queue {
             .is_over(inner.store.ready_count(), inner.store.ready_bytes())
         {
             let Some(env) = inner.store.pop() else { break };
-            inner.store.settle(&env);
+            inner.settle(&env);
             inner.dropped.push(env);
         }
     }
@@ -296,6 +320,8 @@ impl Queue {
             return;
         }
         inner.has_ttl |= settings.message_ttl.is_some();
+        self.consumer_timeout
+            .store(settings.consumer_timeout.unwrap_or(0), Ordering::Relaxed);
         inner.settings = settings;
         if inner.settings.overflow == Overflow::DropHead {
             Self::drop_over_limit(&mut inner);
@@ -389,7 +415,7 @@ impl Queue {
             }
             inner.expiries.pop();
             if let Some(env) = inner.store.remove(seq, loc) {
-                inner.store.settle(&env);
+                inner.settle(&env);
                 inner.expired.push(env);
             }
         }
@@ -419,7 +445,7 @@ impl Queue {
             .is_some_and(|e| e.is_some_and(|t| t <= now))
         {
             let env = inner.store.pop().expect("peeked");
-            inner.store.settle(&env);
+            inner.settle(&env);
             inner.expired.push(env);
         }
     }
@@ -434,7 +460,7 @@ impl Queue {
         let target = {
             let mut inner = self.inner.lock();
             for e in &envs {
-                inner.store.settle(e);
+                inner.settle(e);
             }
             inner.unacked = inner.unacked.saturating_sub(envs.len() as u64);
             self.dispatch_locked(&mut inner);
@@ -458,6 +484,14 @@ impl Queue {
             return;
         }
         let now = if inner.has_ttl { now_ms() } else { 0 };
+        self.dispatch_at(inner, now);
+    }
+
+    /// Dispatch, treating messages that expire after `now` (ms) as alive.
+    fn dispatch_at(self: &Arc<Self>, inner: &mut Inner, now: u64) {
+        if inner.consumers.is_empty() {
+            return;
+        }
         Self::expire_head(inner, now);
         let Inner {
             store,
@@ -468,6 +502,7 @@ impl Queue {
             expired,
             has_ttl,
             settings,
+            dedup,
             ..
         } = inner;
         // Single active consumer: only the first registered consumer gets messages; the
@@ -479,7 +514,7 @@ impl Queue {
             consumers.len()
         };
         while store.ready_count() > 0 {
-            let mut best: Option<(usize, i32)> = None;
+            let mut best: Option<(usize, i64)> = None;
             for off in 0..n {
                 let i = (*cursor + off) % n;
                 let c = &consumers[i];
@@ -494,20 +529,13 @@ impl Queue {
             let c = &consumers[i];
             let Some(mut env) = store.pop() else { break };
             if *has_ttl && env.expires_at.is_some_and(|t| t <= now) {
-                store.settle(&env);
+                settle_one(store, dedup, &env);
                 expired.push(env);
                 continue;
             }
             let redelivered = env.redelivered;
-            if settings.count_deliveries && env.delivery_count > 0 {
-                // Quorum-queue semantics: a redelivery says how often it came back.
-                let count = env.delivery_count as i64;
-                env.msg = Arc::new(crate::message::with_headers(&env.msg, |h| {
-                    h.insert(
-                        "x-delivery-count",
-                        warren_amqp_codec::FieldValue::I64(count),
-                    );
-                }));
+            if settings.count_deliveries {
+                mark_delivery_count(&mut env);
             }
             if !c.no_ack {
                 c.credit.take();
@@ -519,7 +547,7 @@ impl Queue {
             match c.sink.deliver(c, self, env) {
                 Ok(()) => {
                     if let Some(done) = settle_after {
-                        store.settle(&done);
+                        settle_one(store, dedup, &done);
                         self.counters
                             .delivered_no_ack
                             .fetch_add(1, Ordering::Relaxed);
@@ -549,12 +577,16 @@ impl Queue {
         self.touch_locked(&mut inner);
         let now = if inner.has_ttl { now_ms() } else { 0 };
         Self::expire_head(&mut inner, now);
-        let Some(env) = inner.store.pop() else {
+        let Some(mut env) = inner.store.pop() else {
+            self.counters.get_empty.fetch_add(1, Ordering::Relaxed);
             self.unlock(inner);
             return None;
         };
+        if inner.settings.count_deliveries {
+            mark_delivery_count(&mut env);
+        }
         if no_ack {
-            inner.store.settle(&env);
+            inner.settle(&env);
             self.counters.get_no_ack.fetch_add(1, Ordering::Relaxed);
         } else {
             inner.unacked += 1;
@@ -573,7 +605,7 @@ impl Queue {
     pub fn settle(self: &Arc<Self>, envs: &[Envelope], acked: bool) {
         let mut inner = self.inner.lock();
         for e in envs {
-            inner.store.settle(e);
+            inner.settle(e);
         }
         inner.unacked = inner.unacked.saturating_sub(envs.len() as u64);
         if acked {
@@ -596,10 +628,10 @@ impl Queue {
             inner.unacked = inner.unacked.saturating_sub(1);
             env.delivery_count += 1;
             if deleted {
-                inner.store.settle(&env);
+                inner.settle(&env);
             } else if limit.is_some_and(|l| env.delivery_count as u64 > l) {
                 // Returned more often than x-delivery-limit allows: dead-lettered.
-                inner.store.settle(&env);
+                inner.settle(&env);
                 inner.limited.push(env);
             } else {
                 env.redelivered = true;
@@ -613,6 +645,10 @@ impl Queue {
         }
         if !deleted {
             self.dispatch_locked(&mut inner);
+            // Requeued messages went back to the head; a length limit trims from there.
+            if inner.settings.overflow == Overflow::DropHead {
+                Self::drop_over_limit(&mut inner);
+            }
             if any_ttl {
                 self.expire_locked(&mut inner, now_ms());
             }
@@ -664,7 +700,7 @@ impl Queue {
             .iter()
             .map(|c| c.priority)
             .max()
-            .unwrap_or(i32::MIN);
+            .unwrap_or(i64::MIN);
         if inner.consumers.is_empty() && self.auto_delete && inner.had_consumers {
             ConsumerRemoved::RemovedAutoDelete
         } else {
@@ -675,7 +711,16 @@ impl Queue {
     pub fn purge(&self) -> u64 {
         let mut inner = self.inner.lock();
         inner.expiries.clear();
-        inner.store.purge()
+        if inner.dedup.is_empty() {
+            return inner.store.purge();
+        }
+        // Deduplication keys of purged messages are freed: take them one by one.
+        let mut n = 0;
+        while let Some(env) = inner.store.pop() {
+            inner.settle(&env);
+            n += 1;
+        }
+        n
     }
 
     pub fn stats(&self) -> QueueStats {
@@ -718,4 +763,40 @@ impl Queue {
         let consumers = std::mem::take(&mut inner.consumers);
         Ok((n, consumers))
     }
+}
+
+impl Inner {
+    /// A message left the queue for good.
+    fn settle(&mut self, env: &Envelope) {
+        settle_one(&mut self.store, &mut self.dedup, env);
+    }
+}
+
+fn settle_one(
+    store: &mut Box<dyn QueueStore>,
+    dedup: &mut crate::dedup::DedupCache,
+    env: &Envelope,
+) {
+    store.settle(env);
+    // Its deduplication key, if it held one, is free again.
+    if !dedup.is_empty() {
+        if let Some(k) = crate::dedup::key(&env.msg) {
+            dedup.forget(&k, env.seq);
+        }
+    }
+}
+
+/// Quorum-queue semantics: a redelivery says in `x-delivery-count` how often it came
+/// back (a first delivery has no such header).
+fn mark_delivery_count(env: &mut Envelope) {
+    if env.delivery_count == 0 {
+        return;
+    }
+    let count = env.delivery_count as i64;
+    env.msg = Arc::new(crate::message::with_headers(&env.msg, |h| {
+        h.insert(
+            "x-delivery-count",
+            warren_amqp_codec::FieldValue::I64(count),
+        );
+    }));
 }

@@ -8,10 +8,13 @@
 //! the adapter's reader loop answers like a broker shutdown: `connection.close` with
 //! `CONNECTION_FORCED`.
 //!
-//! Hot-path cost: a publish bumps one relaxed atomic on its channel's entry. Byte and
-//! packet counts are not counted at all: they are read from the kernel
-//! ([`ConnectionEntry::socket_stats`], `TCP_INFO`) when someone asks, so reading and
-//! writing sockets costs nothing extra.
+//! Hot-path cost: a publish bumps one relaxed atomic on its channel's entry (confirms and
+//! unroutable messages one more). Byte and packet counts are not counted at all: they are
+//! read from the kernel ([`ConnectionEntry::socket_stats`], `TCP_INFO`) when someone
+//! asks, so reading and writing sockets costs nothing extra.
+//!
+//! Queue churn ([`QueueChurn`]) is counted here too: vhosts reach it through the storage
+//! handle they share with the broker.
 //!
 //! Lock order: the connection map, then a connection's channel map. Neither is held
 //! while calling anything else.
@@ -19,12 +22,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
-use crate::broker::Broker;
 use crate::ConnectionId;
 
 /// What an adapter knows about a connection when it registers it.
@@ -73,6 +75,12 @@ pub struct ChannelEntry {
     pub number: u16,
     /// Messages published on this channel (RabbitMQ's channel `publish` count).
     pub published: AtomicU64,
+    /// Publishes acknowledged to a confirming publisher (RabbitMQ's `confirm`).
+    pub confirmed: AtomicU64,
+    /// Unroutable mandatory publishes sent back (`return_unroutable`).
+    pub returned_unroutable: AtomicU64,
+    /// Unroutable publishes dropped (`drop_unroutable`).
+    pub dropped_unroutable: AtomicU64,
     pub confirm: AtomicBool,
     pub transactional: AtomicBool,
     /// The prefetch given to consumers created from now on (`basic.qos`, global = false).
@@ -85,6 +93,9 @@ impl ChannelEntry {
         ChannelEntry {
             number,
             published: AtomicU64::new(0),
+            confirmed: AtomicU64::new(0),
+            returned_unroutable: AtomicU64::new(0),
+            dropped_unroutable: AtomicU64::new(0),
             confirm: AtomicBool::new(false),
             transactional: AtomicBool::new(false),
             prefetch: AtomicU32::new(0),
@@ -105,6 +116,49 @@ impl ChannelEntry {
     pub fn count_publish(&self) {
         self.published.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts `n` publishes confirmed (acked) to the publisher.
+    #[inline]
+    pub fn count_confirmed(&self, n: u64) {
+        self.confirmed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts an unroutable publish: returned if it was mandatory, else dropped.
+    pub fn count_unroutable(&self, returned: bool) {
+        let c = if returned {
+            &self.returned_unroutable
+        } else {
+            &self.dropped_unroutable
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> ChannelCounts {
+        ChannelCounts {
+            published: self.published.load(Ordering::Relaxed),
+            confirmed: self.confirmed.load(Ordering::Relaxed),
+            returned_unroutable: self.returned_unroutable.load(Ordering::Relaxed),
+            dropped_unroutable: self.dropped_unroutable.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What channels counted (of one channel, or summed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelCounts {
+    pub published: u64,
+    pub confirmed: u64,
+    pub returned_unroutable: u64,
+    pub dropped_unroutable: u64,
+}
+
+impl ChannelCounts {
+    pub fn add(&mut self, o: &ChannelCounts) {
+        self.published += o.published;
+        self.confirmed += o.confirmed;
+        self.returned_unroutable += o.returned_unroutable;
+        self.dropped_unroutable += o.dropped_unroutable;
+    }
 }
 
 /// A live connection.
@@ -115,8 +169,8 @@ pub struct ConnectionEntry {
     /// When it opened, in milliseconds since the Unix epoch.
     pub connected_at: u64,
     channels: Mutex<BTreeMap<u16, Arc<ChannelEntry>>>,
-    /// Publishes counted on channels that have since closed.
-    closed_channels_published: AtomicU64,
+    /// What channels that have since closed counted.
+    closed_channels: Mutex<ChannelCounts>,
     /// The socket for `TCP_INFO`, set to None (under the write lock) before the socket
     /// closes, so a reader never queries a descriptor that was reused.
     fd: RwLock<Option<i32>>,
@@ -171,8 +225,7 @@ impl ConnectionEntry {
     }
 
     fn retire_channel(&self, ch: &ChannelEntry) {
-        self.closed_channels_published
-            .fetch_add(ch.published.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.closed_channels.lock().add(&ch.counts());
     }
 
     pub fn channels(&self) -> Vec<Arc<ChannelEntry>> {
@@ -189,13 +242,16 @@ impl ConnectionEntry {
 
     /// Messages published on this connection, on open and closed channels.
     pub fn published(&self) -> u64 {
-        let open: u64 = self
-            .channels
-            .lock()
-            .values()
-            .map(|c| c.published.load(Ordering::Relaxed))
-            .sum();
-        open + self.closed_channels_published.load(Ordering::Relaxed)
+        self.counts().published
+    }
+
+    /// What this connection's channels counted, open and closed.
+    pub fn counts(&self) -> ChannelCounts {
+        let mut all = *self.closed_channels.lock();
+        for c in self.channels.lock().values() {
+            all.add(&c.counts());
+        }
+        all
     }
 
     /// Asks the connection to close with `CONNECTION_FORCED` and this reason (RabbitMQ's
@@ -231,6 +287,31 @@ impl ConnectionEntry {
     }
 }
 
+/// Queue churn: RabbitMQ's `queue_declared`, `queue_created`, `queue_deleted`.
+#[derive(Debug, Default)]
+pub struct QueueChurn {
+    declared: AtomicU64,
+    created: AtomicU64,
+    deleted: AtomicU64,
+}
+
+impl QueueChurn {
+    /// A `queue.declare` that is not passive (as RabbitMQ counts: whether it creates the
+    /// queue, finds it, or fails an equivalence check).
+    pub fn declared(&self) {
+        self.declared.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn created(&self) {
+        self.created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A queue went, however (deleted, expired, auto-deleted, its owner gone).
+    pub fn deleted(&self) {
+        self.deleted.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Every live connection, plus churn counters and the totals of connections that ended.
 #[derive(Default)]
 struct RegistryInner {
@@ -248,12 +329,14 @@ struct RegistryInner {
 #[derive(Default)]
 pub struct Registry {
     inner: Arc<RegistryInner>,
+    queues: Arc<QueueChurn>,
 }
 
 /// Counters of connections that have ended, per vhost.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Retired {
-    pub published: u64,
+    /// What their channels counted.
+    pub channels: ChannelCounts,
     pub recv_oct: u64,
     pub send_oct: u64,
 }
@@ -265,6 +348,9 @@ pub struct Churn {
     pub connections_closed: u64,
     pub channels_opened: u64,
     pub channels_closed: u64,
+    pub queues_declared: u64,
+    pub queues_created: u64,
+    pub queues_deleted: u64,
 }
 
 /// The registration of a connection; deregisters it when dropped.
@@ -302,13 +388,21 @@ impl RegistryInner {
         self.connections_closed.fetch_add(1, Ordering::Relaxed);
         let mut retired = self.retired.lock();
         let r = retired.entry(entry.info.vhost.clone()).or_default();
-        r.published += entry.published();
+        r.channels.add(&entry.counts());
         r.recv_oct += sock.recv_oct;
         r.send_oct += sock.send_oct;
     }
 }
 
 impl Registry {
+    /// A registry that counts queue churn in `queues` (shared with the vhosts).
+    pub fn new(queues: Arc<QueueChurn>) -> Registry {
+        Registry {
+            inner: Default::default(),
+            queues,
+        }
+    }
+
     /// Registers a connection. Keep the returned [`Registration`] for as long as the
     /// connection lives; dropping it deregisters.
     pub fn register(&self, info: ConnectionInfo) -> Registration {
@@ -317,7 +411,7 @@ impl Registry {
             name,
             connected_at: now_ms(),
             channels: Mutex::new(BTreeMap::new()),
-            closed_channels_published: AtomicU64::new(0),
+            closed_channels: Mutex::new(ChannelCounts::default()),
             fd: RwLock::new(info.fd),
             final_stats: Mutex::new(SocketStats::default()),
             close_reason: Mutex::new(None),
@@ -353,17 +447,46 @@ impl Registry {
             .cloned()
     }
 
+    /// A channel's entry (looked up, so not for every publish).
+    pub fn channel_entry(&self, id: ConnectionId, number: u16) -> Option<Arc<ChannelEntry>> {
+        self.connection(id)?.channel(number)
+    }
+
+    /// Counts an unroutable publish on a channel: returned if it was mandatory, else
+    /// dropped. A lookup per unroutable message: they are the exception.
+    pub fn count_unroutable(&self, id: ConnectionId, number: u16, mandatory: bool) {
+        if let Some(ch) = self.channel_entry(id, number) {
+            ch.count_unroutable(mandatory);
+        }
+    }
+
     pub fn connection_count(&self) -> usize {
         self.inner.connections.read().len()
     }
 
+    pub fn queue_declared(&self) {
+        self.queues.declared();
+    }
+
+    pub fn queue_created(&self) {
+        self.queues.created();
+    }
+
+    pub fn queue_deleted(&self) {
+        self.queues.deleted();
+    }
+
     pub fn churn(&self) -> Churn {
         let i = &self.inner;
+        let q = &self.queues;
         Churn {
             connections_opened: i.connections_opened.load(Ordering::Relaxed),
             connections_closed: i.connections_closed.load(Ordering::Relaxed),
             channels_opened: i.channels_opened.load(Ordering::Relaxed),
             channels_closed: i.channels_closed.load(Ordering::Relaxed),
+            queues_declared: q.declared.load(Ordering::Relaxed),
+            queues_created: q.created.load(Ordering::Relaxed),
+            queues_deleted: q.deleted.load(Ordering::Relaxed),
         }
     }
 
@@ -500,36 +623,6 @@ fn tcp_info(_fd: i32) -> Option<SocketStats> {
     None
 }
 
-/// State the management layer attaches to a broker without a field in [`Broker`]:
-/// a side table from the broker's address to its state, created on first use.
-///
-/// Brokers live in an `Arc` for the whole process, so the address is stable and the
-/// leaked state lives exactly as long as its broker. Once `Broker` gets a `registry`
-/// field, [`Broker::registry`] becomes `&self.registry` and this goes away.
-pub(crate) fn attached<T: Send + Sync + 'static>(
-    table: &'static OnceLock<Mutex<HashMap<usize, &'static T>>>,
-    broker: &Broker,
-    make: impl FnOnce() -> T,
-) -> &'static T {
-    let key = broker as *const Broker as usize;
-    let map = table.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(t) = map.lock().get(&key) {
-        return t;
-    }
-    // Built outside the lock: `make` may itself attach other state.
-    let made: &'static T = Box::leak(Box::new(make()));
-    map.lock().entry(key).or_insert(made)
-}
-
-static REGISTRIES: OnceLock<Mutex<HashMap<usize, &'static Registry>>> = OnceLock::new();
-
-impl Broker {
-    /// The registry of live connections.
-    pub fn registry(&self) -> &Registry {
-        attached(&REGISTRIES, self, Registry::default)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,17 +652,21 @@ mod tests {
         let ch = reg.entry.add_channel(1, None);
         ch.count_publish();
         ch.count_publish();
+        ch.count_confirmed(2);
+        ch.count_unroutable(true);
         reg.entry.remove_channel(1);
         let ch2 = reg.entry.add_channel(2, None);
         ch2.count_publish();
         assert_eq!(reg.entry.published(), 3);
+        assert_eq!(reg.entry.counts().confirmed, 2);
+        assert_eq!(reg.entry.counts().returned_unroutable, 1);
         assert_eq!(r.connection_count(), 1);
         assert!(r
             .connection_by_name("127.0.0.1:4000 -> 127.0.0.1:5672")
             .is_some());
         drop(reg);
         assert_eq!(r.connection_count(), 0);
-        assert_eq!(r.retired()["/"].published, 3);
+        assert_eq!(r.retired()["/"].channels.published, 3);
         let c = r.churn();
         assert_eq!(
             (

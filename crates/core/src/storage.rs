@@ -3,11 +3,16 @@
 //!
 //! Layout under the data directory:
 //! ```text
-//! definitions.json, definitions.journal   durable topology (RabbitMQ's format)
+//! definitions.json, definitions.journal   durable definitions (RabbitMQ's format)
 //! queues/<hash>/                          one durable queue: NNNNNNNN.seg, acks, meta.json
 //! transient/<n>/                          non-durable queues' segments, wiped at start
 //! ```
+//!
+//! Older versions kept topic permissions, runtime and global parameters and the cluster
+//! name in `management.json`; [`Storage::take_legacy_management`] hands its content over
+//! once, to be journaled, and the file goes.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,6 +34,7 @@ use warren_store::QueueStore;
 
 use crate::exchange::{Destination, Exchange};
 use crate::queue::Queue;
+use crate::registry::QueueChurn;
 
 pub struct Storage {
     pub data_dir: PathBuf,
@@ -41,7 +47,13 @@ pub struct Storage {
     pub after_crash: bool,
     /// Reply to a durable topology change only once it is on disk (`--sync-topology`).
     pub sync_topology: bool,
+    /// Queue churn counters. Here because the storage handle is what every vhost shares
+    /// with its broker; the registry reports them.
+    pub queue_churn: Arc<QueueChurn>,
 }
+
+/// The file older versions kept part of the definitions in.
+const LEGACY_MANAGEMENT: &str = "management.json";
 
 /// Present while the broker is stopped cleanly; removed at start.
 const CLEAN_MARKER: &str = "clean-shutdown";
@@ -95,9 +107,39 @@ impl Storage {
                 next_transient: AtomicU64::new(1),
                 after_crash,
                 sync_topology,
+                queue_churn: Default::default(),
             }),
             found,
         ))
+    }
+
+    /// The content of an older version's `management.json`, if there is one (JSON with
+    /// `cluster_name`, `topic_permissions`, `parameters`, `global_parameters`). The caller
+    /// journals it, then calls [`Storage::legacy_management_migrated`].
+    pub fn take_legacy_management(&self) -> Option<serde_json::Value> {
+        let path = self.data_dir.join(LEGACY_MANAGEMENT);
+        let raw = fs::read(&path).ok()?;
+        match serde_json::from_slice(&raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot read the old management state; leaving it in place");
+                None
+            }
+        }
+    }
+
+    /// Removes `management.json` once what it held is in the journal (and on disk).
+    pub fn legacy_management_migrated(&self) {
+        self.committer.sync_now();
+        let path = self.data_dir.join(LEGACY_MANAGEMENT);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "old management state moved into the definitions journal")
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot remove the old management state")
+            }
+        }
     }
 
     pub fn durable_queue_dir(&self, vhost: &str, name: &str) -> PathBuf {
@@ -176,22 +218,34 @@ impl Storage {
         }
     }
 
-    /// Removes durable queue directories no definition refers to (left by a queue
-    /// deleted while the broker was down, or by a crash between the two steps).
+    /// Removes durable queue and delayed-exchange directories no definition refers to
+    /// (left by a queue, exchange or vhost deleted while the broker was down, or by a
+    /// crash between the two steps).
     pub fn remove_orphans(&self, defs: &Definitions) {
-        let keep: std::collections::HashSet<String> = defs
+        let queues: HashSet<String> = defs
             .queues
             .iter()
             .map(|q| hex_hash(&[&q.vhost, &q.name]))
             .collect();
-        let Ok(entries) = fs::read_dir(self.data_dir.join("queues")) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !keep.contains(&name) {
-                tracing::warn!(dir = %e.path().display(), "removing the files of a queue that no longer exists");
-                let _ = fs::remove_dir_all(e.path());
+        let delayed: HashSet<String> = defs
+            .exchanges
+            .iter()
+            .filter(|x| x.kind == "x-delayed-message")
+            .map(|x| hex_hash(&[&x.vhost, &x.name]))
+            .collect();
+        for (sub, keep, what) in [
+            ("queues", &queues, "queue"),
+            ("delayed", &delayed, "delayed exchange"),
+        ] {
+            let Ok(entries) = fs::read_dir(self.data_dir.join(sub)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !keep.contains(&name) {
+                    tracing::warn!(dir = %e.path().display(), "removing the files of a {what} that no longer exists");
+                    let _ = fs::remove_dir_all(e.path());
+                }
             }
         }
     }

@@ -167,6 +167,11 @@ impl VHost {
         self.queues.read().values().cloned().collect()
     }
 
+    /// Whether a queue of that name exists (whoever owns it).
+    pub fn has_queue(&self, name: &str) -> bool {
+        self.queues.read().contains_key(name)
+    }
+
     /// Looks a queue up for `connection`, refusing another connection's exclusive queue.
     pub fn queue(&self, name: &str, connection: ConnectionId) -> Result<Arc<Queue>> {
         let q = self
@@ -182,6 +187,16 @@ impl VHost {
     // ----- exchanges -----------------------------------------------------------------
 
     pub fn declare_exchange(&self, d: &ExchangeDeclare) -> Result<Arc<Exchange>> {
+        self.declare_exchange_checked(d, &|_| Ok(()))
+    }
+
+    /// `exchange.declare` with the caller's creation-time access check (alternate
+    /// exchange permissions), made only if the exchange is to be created, as RabbitMQ.
+    pub fn declare_exchange_checked(
+        &self,
+        d: &ExchangeDeclare,
+        check_new: &dyn Fn(&str) -> Result<()>,
+    ) -> Result<Arc<Exchange>> {
         let _t = self.topology.lock();
         if d.passive {
             if d.name.is_empty() {
@@ -211,6 +226,7 @@ impl VHost {
                 d.name
             )));
         }
+        check_new(&d.name)?;
         let e = Arc::new(Exchange::new(
             &self.name,
             &d.name,
@@ -357,9 +373,23 @@ impl VHost {
         d: &QueueDeclare,
         connection: ConnectionId,
     ) -> Result<(Arc<Queue>, u64, u64)> {
+        self.declare_queue_checked(d, connection, &|_, _| Ok(()))
+    }
+
+    /// `queue.declare` with the caller's access checks at the points RabbitMQ makes
+    /// them: `check(name, false)` once the name is known (a server-named queue is checked
+    /// on its generated name), `check(name, true)` only if the queue is to be created
+    /// (where dead-letter exchange permissions are checked).
+    pub fn declare_queue_checked(
+        &self,
+        d: &QueueDeclare,
+        connection: ConnectionId,
+        check: &dyn Fn(&str, bool) -> Result<()>,
+    ) -> Result<(Arc<Queue>, u64, u64)> {
         let _t = self.topology.lock();
         if d.passive {
             let q = self.queue(&d.name, connection)?;
+            q.touch();
             let s = q.stats();
             return Ok((q, s.ready, s.consumers));
         }
@@ -368,6 +398,8 @@ impl VHost {
         } else {
             d.name.clone()
         };
+        check(&name, false)?;
+        self.storage.queue_churn.declared();
         if let Some(q) = self.queues.read().get(&name).cloned() {
             self.assert_queue_equivalent(&q, d, connection)?;
             q.touch();
@@ -379,6 +411,7 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
+        check(&name, true)?;
         validate_queue_args(
             &self.name,
             &name,
@@ -398,6 +431,7 @@ impl VHost {
             arguments: d.arguments.clone(),
             policy,
         })?;
+        self.storage.queue_churn.created();
         if q.durable {
             self.storage.journal(Op::PutQueue(queue_def(&q)));
         }
@@ -511,6 +545,7 @@ impl VHost {
 
     fn delete_queue_locked(&self, q: &Arc<Queue>, if_unused: bool, if_empty: bool) -> Result<u64> {
         let (n, consumers) = q.delete(if_unused, if_empty)?;
+        self.storage.queue_churn.deleted();
         self.queues.write().remove(&q.name);
         if q.durable {
             // The definitions drop the queue's bindings with it.

@@ -36,8 +36,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 400 with this reason. RabbitMQ's validation errors ("Validation failed...") are
+    /// Erlang strings, which its API HTML-escapes (`<<"x">>` is sent as
+    /// `&lt;&lt;"x"&gt;&gt;`); other reasons are binaries, sent as they are.
     pub fn bad(reason: impl Into<String>) -> ApiError {
-        ApiError::BadRequest(Value::String(reason.into()))
+        let reason = reason.into();
+        let reason = if reason.starts_with("Validation failed") {
+            escape_html_tags(&reason)
+        } else {
+            reason
+        };
+        ApiError::BadRequest(Value::String(reason))
     }
 
     /// RabbitMQ's answer to a broker refusal on an API call: a missing object is a 404,
@@ -56,6 +65,20 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> ApiError {
         ApiError::from_broker(e)
     }
+}
+
+/// RabbitMQ's `escape_html_tags`: `&`, `<` and `>` as entities.
+fn escape_html_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {

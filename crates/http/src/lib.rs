@@ -15,6 +15,7 @@
 //! - `render`: the JSON of queues, exchanges, connections, channels and the rest.
 //! - `api`: one file per API resource, in RabbitMQ's vocabulary.
 //! - `sys`: process and machine facts (memory, descriptors, disk) for node figures.
+//! - `ui`: the web UI at `/` (files under `ui/`, embedded), a client of `/api` only.
 //! - `metrics`: the Prometheus text format, RabbitMQ's metric names, aggregated on
 //!   `/metrics` and per object on `/metrics/per-object`.
 //! - `openapi.json` (next to this crate's `Cargo.toml`): an OpenAPI document of every
@@ -32,6 +33,7 @@ mod metrics;
 mod rates;
 mod render;
 mod sys;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,7 +107,7 @@ fn context(broker: Arc<Broker>, cfg: HttpConfig) -> State {
 
 /// The API's router (exposed for tests that drive it without a socket).
 fn router(state: State) -> Router {
-    api::routes().with_state(state)
+    api::routes().merge(ui::routes()).with_state(state)
 }
 
 /// Serves the management API on `listener` until `shutdown` turns true.

@@ -133,19 +133,19 @@ fn common(state: &State, o: &mut Out) {
         "rabbitmq_queues_declared_total",
         "counter",
         "Total number of queues declared",
-        0,
+        c.queues_declared,
     );
     o.one(
         "rabbitmq_queues_created_total",
         "counter",
         "Total number of queues created",
-        0,
+        c.queues_created,
     );
     o.one(
         "rabbitmq_queues_deleted_total",
         "counter",
         "Total number of queues deleted",
-        0,
+        c.queues_deleted,
     );
     o.one(
         "rabbitmq_process_open_fds",
@@ -352,6 +352,7 @@ fn render_aggregated(state: &State) -> String {
     let conns = reg.connections();
     let (mut rb, mut sb, mut rp, mut sp, mut pend) = (0, 0, 0, 0, 0);
     let (mut published, mut unacked, mut chans) = (0, 0, 0);
+    let (mut confirmed, mut returned, mut dropped) = (0, 0, 0);
     for c in &conns {
         let s = c.socket_stats();
         rb += s.recv_oct;
@@ -360,7 +361,11 @@ fn render_aggregated(state: &State) -> String {
         sp += s.send_cnt;
         pend += s.send_pend;
         for ch in c.channels() {
-            published += ch.published.load(Relaxed);
+            let n = ch.counts();
+            published += n.published;
+            confirmed += n.confirmed;
+            returned += n.returned_unroutable;
+            dropped += n.dropped_unroutable;
             unacked += ch.unacked();
             chans += 1;
         }
@@ -406,6 +411,30 @@ fn render_aggregated(state: &State) -> String {
         "counter",
         "Total number of messages published into an exchange on a channel",
         published,
+    );
+    o.one(
+        "rabbitmq_channel_messages_confirmed_total",
+        "counter",
+        "Total number of messages published into an exchange and confirmed on the channel",
+        confirmed,
+    );
+    o.one(
+        "rabbitmq_channel_messages_unroutable_returned_total",
+        "counter",
+        "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+        returned,
+    );
+    o.one(
+        "rabbitmq_channel_messages_unroutable_dropped_total",
+        "counter",
+        "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+        dropped,
+    );
+    o.one(
+        "rabbitmq_channel_get_empty_total",
+        "counter",
+        "Total number of times basic.get operations fetched no message",
+        t.v[rates::GET_EMPTY],
     );
     o.one(
         "rabbitmq_channel_messages_unacked",

@@ -16,6 +16,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use warren_core::queue::QueueStats;
+use warren_core::registry::ChannelCounts;
 use warren_core::{Broker, ConnectionId, Queue};
 
 use crate::State;
@@ -27,15 +28,23 @@ pub const GET: usize = 3;
 pub const GET_NO_ACK: usize = 4;
 pub const ACK: usize = 5;
 pub const REDELIVER: usize = 6;
-pub const MESSAGES: usize = 7;
-pub const READY: usize = 8;
-pub const UNACKED: usize = 9;
+pub const GET_EMPTY: usize = 7;
+pub const MESSAGES: usize = 8;
+pub const READY: usize = 9;
+pub const UNACKED: usize = 10;
 /// Figures per queue.
-pub const QN: usize = 10;
-pub const RECV_OCT: usize = 10;
-pub const SEND_OCT: usize = 11;
+pub const QN: usize = 11;
+pub const RECV_OCT: usize = 11;
+pub const SEND_OCT: usize = 12;
+/// Counted by channels: confirmed, returned and dropped publishes.
+pub const CONFIRM: usize = 13;
+pub const RETURN_UNROUTABLE: usize = 14;
+pub const DROP_UNROUTABLE: usize = 15;
 /// Figures per vhost and for the whole broker.
-pub const VN: usize = 12;
+pub const VN: usize = 16;
+
+/// Figures per channel: publish, confirm, return_unroutable, drop_unroutable.
+pub const CN: usize = 4;
 
 /// Which figures are gauges (their rate may be negative); the rest are counters.
 fn is_gauge(i: usize) -> bool {
@@ -54,6 +63,7 @@ pub fn queue_figures(q: &Queue, s: &QueueStats) -> [u64; QN] {
         c.get_no_ack.load(Relaxed),
         c.acked.load(Relaxed),
         c.redelivered.load(Relaxed),
+        c.get_empty.load(Relaxed),
         s.ready + s.unacked,
         s.ready,
         s.unacked,
@@ -64,7 +74,7 @@ pub fn queue_figures(q: &Queue, s: &QueueStats) -> [u64; QN] {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
     /// Indexed by the constants above; `PUBLISH` counts channel publishes (what clients
-    /// sent), not enqueues.
+    /// sent), not enqueues; `CONFIRM` and the unroutable counts are channels' too.
     pub v: [u64; VN],
     pub queues: u64,
     pub consumers: u64,
@@ -118,7 +128,7 @@ pub fn vhost_totals(
             continue;
         };
         let sock = c.socket_stats();
-        t.v[PUBLISH] += c.published();
+        add_channel_counts(t, &c.counts());
         t.v[RECV_OCT] += sock.recv_oct;
         t.v[SEND_OCT] += sock.send_oct;
         t.connections += 1;
@@ -126,12 +136,29 @@ pub fn vhost_totals(
     }
     for (vhost, r) in reg.retired() {
         if let Some(t) = out.get_mut(&vhost) {
-            t.v[PUBLISH] += r.published;
+            add_channel_counts(t, &r.channels);
             t.v[RECV_OCT] += r.recv_oct;
             t.v[SEND_OCT] += r.send_oct;
         }
     }
     out
+}
+
+fn add_channel_counts(t: &mut Totals, c: &ChannelCounts) {
+    t.v[PUBLISH] += c.published;
+    t.v[CONFIRM] += c.confirmed;
+    t.v[RETURN_UNROUTABLE] += c.returned_unroutable;
+    t.v[DROP_UNROUTABLE] += c.dropped_unroutable;
+}
+
+/// A channel's figures, indexed as [`CN`] says.
+pub fn channel_figures(c: &ChannelCounts) -> [u64; CN] {
+    [
+        c.published,
+        c.confirmed,
+        c.returned_unroutable,
+        c.dropped_unroutable,
+    ]
 }
 
 pub fn sum(totals: &HashMap<String, Totals>) -> Totals {
@@ -192,8 +219,8 @@ pub struct Rates {
     global: Mutex<Option<Track<VN>>>,
     /// recv_oct, send_oct
     connections: Mutex<HashMap<ConnectionId, Track<2>>>,
-    /// publish
-    channels: Mutex<HashMap<(ConnectionId, u16), Track<1>>>,
+    /// [`channel_figures`]
+    channels: Mutex<HashMap<(ConnectionId, u16), Track<CN>>>,
     round: Mutex<u64>,
 }
 
@@ -222,11 +249,11 @@ impl Rates {
             .map_or([0.0; 2], |t| t.rate)
     }
 
-    pub fn channel(&self, id: ConnectionId, number: u16) -> f64 {
+    pub fn channel(&self, id: ConnectionId, number: u16) -> [f64; CN] {
         self.channels
             .lock()
             .get(&(id, number))
-            .map_or(0.0, |t| t.rate[0])
+            .map_or([0.0; CN], |t| t.rate)
     }
 
     /// Takes one reading of everything.
@@ -285,7 +312,7 @@ impl Rates {
                 }
             }
             for ch in c.channels() {
-                let cur = [ch.published.load(std::sync::atomic::Ordering::Relaxed)];
+                let cur = channel_figures(&ch.counts());
                 match chans.get_mut(&(c.id(), ch.number)) {
                     Some(t) => t.update(now, cur, round, |_| false),
                     None => {

@@ -57,7 +57,12 @@ pub fn message_stats(v: &[u64], r: &[f64]) -> Value {
         r[rates::DELIVER_NO_ACK],
     );
     with_rate(&mut m, "get", v[rates::GET], r[rates::GET]);
-    with_rate(&mut m, "get_empty", 0, 0.0);
+    with_rate(
+        &mut m,
+        "get_empty",
+        v[rates::GET_EMPTY],
+        r[rates::GET_EMPTY],
+    );
     with_rate(
         &mut m,
         "get_no_ack",
@@ -78,9 +83,19 @@ pub fn message_stats(v: &[u64], r: &[f64]) -> Value {
 fn vhost_message_stats(v: &[u64; VN], r: &[f64; VN]) -> Value {
     let mut ms = message_stats(v, r);
     if let Value::Object(m) = &mut ms {
-        with_rate(m, "confirm", 0, 0.0);
-        with_rate(m, "drop_unroutable", 0, 0.0);
-        with_rate(m, "return_unroutable", 0, 0.0);
+        with_rate(m, "confirm", v[rates::CONFIRM], r[rates::CONFIRM]);
+        with_rate(
+            m,
+            "drop_unroutable",
+            v[rates::DROP_UNROUTABLE],
+            r[rates::DROP_UNROUTABLE],
+        );
+        with_rate(
+            m,
+            "return_unroutable",
+            v[rates::RETURN_UNROUTABLE],
+            r[rates::RETURN_UNROUTABLE],
+        );
     }
     ms
 }
@@ -419,13 +434,13 @@ pub fn channel_name(c: &ConnectionEntry, number: u16) -> String {
 
 /// A channel as the API lists it.
 pub fn channel(ctx: &Ctx, c: &ConnectionEntry, ch: &ChannelEntry, consumers: usize) -> Value {
-    let published = ch.published.load(Relaxed);
-    let rate = ctx.rates.channel(c.id(), ch.number);
+    let f = rates::channel_figures(&ch.counts());
+    let r = ctx.rates.channel(c.id(), ch.number);
     let mut stats = Map::new();
-    with_rate(&mut stats, "confirm", 0, 0.0);
-    with_rate(&mut stats, "drop_unroutable", 0, 0.0);
-    with_rate(&mut stats, "publish", published, rate);
-    with_rate(&mut stats, "return_unroutable", 0, 0.0);
+    with_rate(&mut stats, "confirm", f[1], r[1]);
+    with_rate(&mut stats, "drop_unroutable", f[3], r[3]);
+    with_rate(&mut stats, "publish", f[0], r[0]);
+    with_rate(&mut stats, "return_unroutable", f[2], r[2]);
     json!({
         "acks_uncommitted": 0,
         "confirm": ch.confirm.load(Relaxed),

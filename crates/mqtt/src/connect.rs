@@ -2,19 +2,20 @@
 //! anonymous default user), vhost access, takeover of a client id in use, and the
 //! session: resumed from its queue's bindings, or started afresh.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::RngCore;
+use warren_core::access::{Access, Kind, Perm};
 use warren_core::auth::AuthFailure;
+use warren_core::registry::{ChannelProbe, ConnectionInfo};
 use warren_core::vhost::QueueDeclare;
 use warren_core::{Consumer, Credit, VHost};
 use warren_mqtt_codec::{
     ByteStr, ConnAck, Connect, Packet, Properties, ProtocolVersion, QoS, ReasonCode,
 };
-use warren_websocket::Outbound;
+use warren_websocket::{Outbound, SocketMeta};
 
 use crate::connection::{send, Conn};
 use crate::delivery::{Session, Sub};
@@ -26,6 +27,8 @@ use crate::sessions::Live;
 #[derive(Clone)]
 pub struct WillMsg {
     pub vhost: Arc<VHost>,
+    /// The permissions of the connection's user (a will is checked as a PUBLISH).
+    pub access: Arc<Access>,
     pub client_id: String,
     pub topic: ByteStr,
     pub payload: Bytes,
@@ -93,10 +96,11 @@ fn refuse(out: &Outbound, version: ProtocolVersion, code: ReasonCode, why: &str)
 pub(crate) async fn establish(
     mqtt: &Arc<Mqtt>,
     c: Connect,
-    peer: SocketAddr,
+    meta: SocketMeta,
     out: Arc<Outbound>,
     websocket: bool,
 ) -> Option<Conn> {
+    let peer = meta.peer;
     let version = c.protocol_version;
     let cfg = &mqtt.cfg;
     let broker = &mqtt.broker;
@@ -185,12 +189,13 @@ pub(crate) async fn establish(
         );
     }
 
-    // Takeover, and what waited for this client id.
+    let access = broker.access(&user.name, vhost_name);
+
+    // Takeover.
     let id = broker.next_connection_id();
     let key = (vhost.name.clone(), client_id.clone());
     let live = Live::new();
     mqtt.sessions.claim(&key, live.clone()).await;
-    let waiting_will = mqtt.sessions.cancel_pending(&key);
 
     // The session.
     let props = &c.properties;
@@ -207,6 +212,21 @@ pub(crate) async fn establish(
     };
     let qname = queue_name(&client_id);
     let existing = vhost.queue(&qname, id).ok();
+    // A clean start deletes the old session's queue (configure), a resumed session
+    // consumes it (read): RabbitMQ refuses the CONNECT when the user may not.
+    let needed = match &existing {
+        Some(_) if c.clean_start => Some(Perm::Configure),
+        Some(q) if q.durable => Some(Perm::Read),
+        _ => None,
+    };
+    if let Some(perm) = needed {
+        if let Err(e) = access.check(Kind::Queue, &qname, perm) {
+            mqtt.sessions.release(&key, &live);
+            return refused(ReasonCode::NOT_AUTHORIZED, &e.message);
+        }
+    }
+    // What waited for this client id (a delayed will, the session's expiry).
+    let waiting_will = mqtt.sessions.cancel_pending(&key);
     let mut session_present = false;
     if c.clean_start {
         if existing.is_some() {
@@ -224,6 +244,7 @@ pub(crate) async fn establish(
     let session = Arc::new(Session::new(out.clone(), version, max_packet));
     let will = c.will.as_ref().map(|w| WillMsg {
         vhost: vhost.clone(),
+        access: access.clone(),
         client_id: client_id.clone(),
         topic: w.topic.clone(),
         payload: w.payload.clone(),
@@ -234,6 +255,31 @@ pub(crate) async fn establish(
         delay: w.properties.will_delay_interval.unwrap_or(0),
     });
     let durable = session_present || session_expiry != 0;
+    let prefetch = cfg.prefetch.min(client_receive_max);
+    // The management registry, with what RabbitMQ shows of an MQTT connection: one
+    // channel, no frame_max, the client id in `client_properties`.
+    let registration = broker.registry().register(ConnectionInfo {
+        id,
+        protocol: protocol_name(version, websocket),
+        peer,
+        local: meta.local,
+        user: user.name.clone(),
+        vhost: vhost.name.clone(),
+        auth_mechanism: "PLAIN".into(),
+        client_properties: serde_json::json!({
+            "client_id": client_id,
+            "product": "MQTT client",
+        }),
+        frame_max: 0,
+        channel_max: 1,
+        heartbeat: c.keep_alive,
+        fd: meta.fd,
+    });
+    let entry = registration.entry.clone();
+    let channel = entry.add_channel(1, Some(session.clone() as Arc<dyn ChannelProbe>));
+    channel
+        .prefetch
+        .store(u32::from(prefetch), std::sync::atomic::Ordering::Relaxed);
     let mut conn = Conn {
         mqtt: mqtt.clone(),
         id,
@@ -242,6 +288,10 @@ pub(crate) async fn establish(
         out: out.clone(),
         vhost,
         user: user.name.clone(),
+        access,
+        registration: Some(registration),
+        entry,
+        channel,
         client_id: client_id.clone(),
         key,
         live,
@@ -255,7 +305,7 @@ pub(crate) async fn establish(
         acks: PubAcks::default(),
         route_buf: Vec::new(),
     };
-    conn.session.state.lock().prefetch = cfg.prefetch.min(client_receive_max);
+    conn.session.state.lock().prefetch = prefetch;
 
     // CONNACK, before any delivery.
     let mut ack_props = Properties::default();
@@ -282,10 +332,27 @@ pub(crate) async fn establish(
     if session_present {
         if let Err(e) = conn.resume() {
             tracing::error!(client_id = %client_id, error = %e, "cannot resume MQTT session");
+            conn.finish(crate::connection::End {
+                reason: "session cannot be resumed",
+                disconnect: None,
+                will: false,
+            });
             return None;
         }
     }
     Some(conn)
+}
+
+/// RabbitMQ's `protocol` of an MQTT connection: "MQTT 3.1.1" and "MQTT 3.1.0" as 3.10
+/// shows them, "MQTT 5-0" as 3.13 does (3.10 has no MQTT 5); "Web MQTT ..." over
+/// WebSocket.
+fn protocol_name(version: ProtocolVersion, websocket: bool) -> String {
+    let v = match version {
+        ProtocolVersion::V3_1 => "3.1.0",
+        ProtocolVersion::V3_1_1 => "3.1.1",
+        ProtocolVersion::V5 => "5-0",
+    };
+    format!("{}MQTT {v}", if websocket { "Web " } else { "" })
 }
 
 impl Conn {
@@ -331,7 +398,8 @@ impl Conn {
                 .collect::<String>()
                 .into(),
             connection: self.id,
-            channel: 0,
+            // The connection's one channel in the registry.
+            channel: 1,
             no_ack: !want_ack,
             exclusive: true,
             priority: 0,

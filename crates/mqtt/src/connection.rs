@@ -15,9 +15,11 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use warren_core::access::Access;
+use warren_core::registry::{ChannelEntry, ConnectionEntry, Registration};
 use warren_core::{ConnectionId, VHost};
 use warren_mqtt_codec::{ByteStr, ConnAck, Disconnect, Packet, ProtocolVersion, ReasonCode};
-use warren_websocket::{Outbound, Reader, WakeBatch, Writer};
+use warren_websocket::{Outbound, Reader, SocketMeta, WakeBatch, Writer};
 
 use crate::connect::WillMsg;
 use crate::delivery::{Inflight, Session};
@@ -41,6 +43,16 @@ impl End {
             will: true,
         }
     }
+
+    /// A refused PUBLISH or SUBSCRIBE closes the connection (RabbitMQ's
+    /// `disconnect_on_unauthorized`); `disconnect` is the MQTT 5 DISCONNECT, if any.
+    pub fn unauthorized(disconnect: Option<String>) -> End {
+        End {
+            reason: "authorization failure",
+            disconnect: disconnect.map(|why| (ReasonCode::NOT_AUTHORIZED, why)),
+            will: true,
+        }
+    }
 }
 
 /// One accepted and authenticated MQTT connection.
@@ -52,6 +64,15 @@ pub(crate) struct Conn {
     pub out: Arc<Outbound>,
     pub vhost: Arc<VHost>,
     pub user: String,
+    /// The user's permissions in the vhost, compiled at CONNECT.
+    pub access: Arc<Access>,
+    /// This connection in the management registry (taken by `serve_connection` at the
+    /// end, to deregister once the socket is done).
+    pub registration: Option<Registration>,
+    pub entry: Arc<ConnectionEntry>,
+    /// The registry's channel of this connection (RabbitMQ shows one per MQTT
+    /// connection): publishes are counted on it.
+    pub channel: Arc<ChannelEntry>,
     pub client_id: String,
     pub key: Key,
     pub live: Arc<Live>,
@@ -74,11 +95,12 @@ pub(crate) struct Conn {
 pub(crate) async fn serve_connection(
     mut r: Reader,
     w: Writer,
-    peer: SocketAddr,
+    meta: SocketMeta,
     mqtt: Arc<Mqtt>,
     mut shutdown: watch::Receiver<bool>,
     websocket: bool,
 ) {
+    let peer = meta.peer;
     let out = Arc::new(Outbound::new(false));
     let writer = tokio::spawn(out.clone().run_writer(w, None));
     let mut buf = BytesMut::new();
@@ -87,20 +109,24 @@ pub(crate) async fn serve_connection(
         read_connect(&mut r, &mut buf, &mqtt, &out),
     )
     .await;
+    let mut registration = None;
     match first {
         Err(_) => tracing::info!(%peer, "MQTT connection closed: no CONNECT in time"),
         Ok(None) => {}
         Ok(Some(connect)) => {
             if let Some(mut conn) =
-                crate::connect::establish(&mqtt, *connect, peer, out.clone(), websocket).await
+                crate::connect::establish(&mqtt, *connect, meta, out.clone(), websocket).await
             {
                 let end = conn.run(&mut r, buf, &mut shutdown).await;
                 conn.finish(end);
+                registration = conn.registration.take();
             }
         }
     }
     out.close();
     let _ = writer.await;
+    // Deregistered while `r` still holds the socket open (`Registration::socket_closing`).
+    drop(registration);
 }
 
 /// Reads the first packet. `None` if the connection is to be closed (refused, or not
@@ -181,6 +207,7 @@ impl Conn {
     ) -> End {
         let committer = self.mqtt.broker.storage.committer.clone();
         let mut synced = committer.subscribe();
+        let entry = self.entry.clone();
         let mut alarms = self.mqtt.broker.alarms.subscribe();
         // MQTT 3.1.2.10: one and a half times the keep-alive without a packet.
         let idle_limit = (!self.keep_alive.is_zero()).then(|| self.keep_alive * 3 / 2);
@@ -239,6 +266,16 @@ impl Conn {
                         disconnect: Some((ReasonCode::SESSION_TAKEN_OVER, "another connection uses this client id".into())),
                         // RabbitMQ 3.10 sends no will on duplicate client id; MQTT 5 does.
                         will: self.version == ProtocolVersion::V5,
+                    };
+                }
+                why = entry.close_requested() => {
+                    // DELETE /api/connections/{name}: closed as RabbitMQ closes it (MQTT 5
+                    // clients are told why first).
+                    tracing::info!(client_id = %self.client_id, connection = self.id, reason = %why, "closing MQTT connection on request");
+                    return End {
+                        reason: "closed on request",
+                        disconnect: Some((ReasonCode::ADMINISTRATIVE_ACTION, why)),
+                        will: true,
                     };
                 }
                 _ = shutdown.changed() => {
@@ -364,7 +401,7 @@ impl Conn {
 
     /// Ends the connection: DISCONNECT (MQTT 5), in-flight messages back to the queue,
     /// the consumer gone, the will and the session's expiry armed, the client id freed.
-    fn finish(&mut self, end: End) {
+    pub(crate) fn finish(&mut self, end: End) {
         tracing::info!(client_id = %self.client_id, connection = self.id, peer = %self.peer, reason = end.reason, "MQTT connection closed");
         if let (Some((code, why)), ProtocolVersion::V5) = (&end.disconnect, self.version) {
             let mut d = Disconnect::new(*code);

@@ -20,6 +20,7 @@ use bytes::BytesMut;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use warren_amqp_codec::{FieldTable, FieldValue, ShortStr};
+use warren_core::registry::ChannelProbe;
 use warren_core::scheduler::now_ms;
 use warren_core::{Consumer, DeliverySink, Envelope, Queue};
 use warren_mqtt_codec::{topic, ByteStr, Packet, ProtocolVersion, Publish, QoS};
@@ -237,6 +238,21 @@ impl Session {
         self.out.write_deferred(|b: &mut BytesMut| {
             warren_mqtt_codec::encode(&packet, self.version, b).is_ok()
         })
+    }
+}
+
+/// What the management API shows of the connection's channel.
+impl ChannelProbe for Session {
+    fn unacked(&self) -> u64 {
+        let st = self.state.lock();
+        st.inflight
+            .values()
+            .filter(|f| matches!(f, Inflight::Queued(_)))
+            .count() as u64
+    }
+
+    fn global_prefetch(&self) -> u32 {
+        0
     }
 }
 

@@ -14,6 +14,11 @@
 //!   and MQTT 5 options), so a resumed session knows its subscriptions from the bindings
 //!   alone: there is no second copy of the session state to keep in step.
 //! - Message properties: see [`props`].
+//! - Access control is RabbitMQ's (`authz`): CONNECT needs access to the vhost; a
+//!   PUBLISH needs write permission on the exchange and the topic write permission for
+//!   its routing key; a SUBSCRIBE needs configure on the session queue (to create it),
+//!   write on it and read on the exchange (to bind), the topic read permission for the
+//!   binding key, and read on the queue (to consume).
 //! - QoS 2 is downgraded to QoS 1 for MQTT 3.x and refused (0x9B) for MQTT 5, as RabbitMQ
 //!   does; the CONNACK of MQTT 5 says Maximum QoS 1.
 //!
@@ -23,6 +28,7 @@
 //! - one file per packet family: `connect` (CONNECT/CONNACK, authentication, session
 //!   resume and takeover), `publish` (inbound PUBLISH, PUBACK after fsync), `subscribe`
 //!   (SUBSCRIBE/UNSUBSCRIBE, retained messages on subscribe).
+//! - `authz`: the permission checks of each packet.
 //! - `delivery`: the session, i.e. the core's `DeliverySink` for this adapter: outbound
 //!   PUBLISH, packet identifiers, messages in flight, PUBACK from the client.
 //! - `sessions`: the client id registry (session takeover), will delay and session expiry
@@ -30,6 +36,7 @@
 //! - [`retained`]: the durable retained message store.
 //! - [`props`], [`topic`]: MQTT messages and topics as AMQP ones and back.
 
+mod authz;
 mod connect;
 mod connection;
 mod delivery;
@@ -74,6 +81,10 @@ pub struct MqttConfig {
     pub max_session_expiry: u32,
     /// The HTTP path of the WebSocket endpoint (`web_mqtt.ws_path`).
     pub ws_path: String,
+    /// What a refused PUBLISH or SUBSCRIBE does (`mqtt.disconnect_on_unauthorized`,
+    /// default on, as in RabbitMQ): close the connection (after the SUBACK that says
+    /// which filter failed), or only fail that packet and carry on.
+    pub disconnect_on_unauthorized: bool,
 }
 
 impl Default for MqttConfig {
@@ -91,6 +102,7 @@ impl Default for MqttConfig {
             topic_alias_maximum: 16,
             max_session_expiry: 86_400,
             ws_path: "/ws".into(),
+            disconnect_on_unauthorized: true,
         }
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use warren_amqp_codec::ShortStr;
 use warren_core::Broker;
 use warren_websocket::transport::{self, WsFraming};
-use warren_websocket::{accept_loop, WsOptions};
+use warren_websocket::{accept_loop, SocketMeta, WsOptions};
 
 use crate::connection::serve_connection;
 use crate::retained::{RetainedStore, SYNC_EVERY};
@@ -98,8 +98,9 @@ pub async fn serve(
     let m = mqtt.clone();
     let sd = shutdown.clone();
     accept_loop(listener, shutdown, "MQTT", move |sock: TcpStream, peer| {
+        let meta = SocketMeta::of(&sock, peer);
         let (r, w) = transport::tcp(sock);
-        serve_connection(r, w, peer, m.clone(), sd.clone(), false)
+        serve_connection(r, w, meta, m.clone(), sd.clone(), false)
     })
     .await;
     mqtt.finish();
@@ -135,10 +136,11 @@ pub async fn serve_ws(
         move |sock: TcpStream, peer: SocketAddr| {
             let (m, sd, opts) = (m.clone(), sd.clone(), opts.clone());
             async move {
+                let meta = SocketMeta::of(&sock, peer);
                 match warren_websocket::upgrade(sock, &opts).await {
                     Ok(ws) => {
                         let (r, w) = transport::websocket(ws, WsFraming::Binary);
-                        serve_connection(r, w, peer, m, sd, true).await;
+                        serve_connection(r, w, meta, m, sd, true).await;
                     }
                     Err(e) => tracing::info!(%peer, error = %e, "Web-MQTT upgrade failed"),
                 }

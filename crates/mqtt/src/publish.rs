@@ -9,12 +9,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use warren_core::access::Access;
 use warren_core::scheduler::now_ms;
 use warren_core::vhost::Published;
 use warren_mqtt_codec::{ByteStr, Packet, ProtocolVersion, PubReply, Publish, QoS, ReasonCode};
 use warren_store::Message;
 use warren_websocket::Outbound;
 
+use crate::authz;
 use crate::connect::WillMsg;
 use crate::connection::{Conn, End};
 use crate::listener::Mqtt;
@@ -78,25 +80,37 @@ impl PubAcks {
     }
 }
 
-/// Routes a message from MQTT (a PUBLISH or a will) and keeps it if retained.
+/// Why a message could not be routed.
+enum RouteError {
+    /// The user may not publish it (RabbitMQ's `check_publish_permitted`).
+    Refused(String),
+    Other(ReasonCode, String),
+}
+
+/// Routes a message from MQTT (a PUBLISH or a will), once the user's permissions allow
+/// it, and keeps it if retained.
+#[allow(clippy::too_many_arguments)]
 fn route(
     mqtt: &Mqtt,
     vhost: &warren_core::VHost,
+    access: &Access,
     topic: &ByteStr,
     payload: bytes::Bytes,
     m: &Inbound<'_>,
     route_buf: &mut Vec<Arc<warren_core::Queue>>,
     before_publish: impl FnOnce(&Arc<Message>),
-) -> Result<Published, (ReasonCode, String)> {
-    let key = mqtt_to_amqp(topic.as_bytes()).ok_or((
+) -> Result<Published, RouteError> {
+    let key = mqtt_to_amqp(topic.as_bytes()).ok_or(RouteError::Other(
         ReasonCode::TOPIC_NAME_INVALID,
         "topic longer than 255 bytes".to_string(),
     ))?;
     let exchange = vhost
         .exchange(&mqtt.cfg.exchange)
-        .map_err(|e| (ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR, e.to_string()))?;
+        .map_err(|e| RouteError::Other(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR, e.to_string()))?;
+    authz::check_publish(access, &exchange, key.as_str())
+        .map_err(|e| RouteError::Refused(e.message))?;
     let msg = props::message(&mqtt.exchange, key, m, payload)
-        .map_err(|e| (ReasonCode::PAYLOAD_FORMAT_INVALID, e))?;
+        .map_err(|e| RouteError::Other(ReasonCode::PAYLOAD_FORMAT_INVALID, e))?;
     let msg = Arc::new(msg);
     if m.retain {
         let entry = (!msg.body.is_empty()).then(|| Entry {
@@ -126,6 +140,7 @@ pub(crate) fn publish_will(mqtt: &Mqtt, w: &WillMsg) {
     match route(
         mqtt,
         &w.vhost,
+        &w.access,
         &w.topic,
         w.payload.clone(),
         &m,
@@ -135,7 +150,7 @@ pub(crate) fn publish_will(mqtt: &Mqtt, w: &WillMsg) {
         Ok(_) => {
             tracing::debug!(client_id = %w.client_id, topic = %w.topic.as_str(), "MQTT will published")
         }
-        Err((_, why)) => {
+        Err(RouteError::Refused(why) | RouteError::Other(_, why)) => {
             tracing::warn!(client_id = %w.client_id, "could not send last will: {why}")
         }
     }
@@ -188,9 +203,11 @@ impl Conn {
         // to us, which it may do inside `publish`.
         let session = &self.session;
         let topic = p.topic.as_str();
+        self.channel.count_publish();
         let result = route(
             &self.mqtt,
             &self.vhost,
+            &self.access,
             &p.topic,
             p.payload.clone(),
             &m,
@@ -199,7 +216,20 @@ impl Conn {
         );
         let published = match result {
             Ok(r) => r,
-            Err((code, why)) => {
+            Err(RouteError::Refused(why)) => {
+                tracing::warn!(client_id = %self.client_id, connection = self.id, topic = %p.topic.as_str(), "MQTT publish refused: {why}");
+                if self.mqtt.cfg.disconnect_on_unauthorized {
+                    return Err(End::unauthorized(v5.then_some(why)));
+                }
+                // The message is dropped; a QoS 1 one is acknowledged (MQTT 5: as
+                // refused), as RabbitMQ does.
+                if p.qos != QoS::AtMostOnce {
+                    self.acks
+                        .push(p.packet_id, Ack::Ready(ReasonCode::NOT_AUTHORIZED));
+                }
+                return Ok(());
+            }
+            Err(RouteError::Other(code, why)) => {
                 tracing::warn!(client_id = %self.client_id, topic = %p.topic.as_str(), "MQTT publish refused: {why}");
                 return Err(End::error(code, why));
             }

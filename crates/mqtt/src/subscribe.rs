@@ -3,6 +3,7 @@
 //! MQTT 5 options. Retained messages matching a new subscription follow its SUBACK.
 
 use warren_amqp_codec::{PropertiesView, ShortStr};
+use warren_core::access::{Kind, Perm};
 use warren_core::scheduler::now_ms;
 use warren_mqtt_codec::topic::parse_shared;
 use warren_mqtt_codec::{
@@ -10,6 +11,7 @@ use warren_mqtt_codec::{
     UnsubAck, Unsubscribe,
 };
 
+use crate::authz;
 use crate::connection::{Conn, End};
 use crate::delivery::{Inflight, Sub};
 use crate::props;
@@ -22,7 +24,20 @@ impl Conn {
         let mut codes = Vec::with_capacity(s.subscriptions.len());
         // (filter, granted QoS, retain handling, existed before, subscription id)
         let mut retained_for = Vec::new();
+        // What a refused filter gets in the SUBACK.
+        let refused_code = if v5 {
+            ReasonCode::NOT_AUTHORIZED
+        } else {
+            ReasonCode::UNSPECIFIED_ERROR // 0x80, Failure
+        };
+        let mut refused = false;
         for sub in &s.subscriptions {
+            if refused && self.mqtt.cfg.disconnect_on_unauthorized {
+                // As RabbitMQ: once one is refused, the rest fail too (the connection is
+                // about to close).
+                codes.push(refused_code);
+                continue;
+            }
             let filter = sub.filter.as_str();
             if v5 && parse_shared(filter).is_some() {
                 // As RabbitMQ: no shared subscriptions (CONNACK says so too).
@@ -43,7 +58,7 @@ impl Conn {
                 retain_as_published: sub.options.retain_as_published,
                 id: sub_id,
             };
-            match self.bind(new) {
+            match self.check_subscribe(&new.key).and_then(|_| self.bind(new)) {
                 Ok(existed) => {
                     codes.push(if qos == QoS::AtMostOnce {
                         ReasonCode::GRANTED_QOS_0
@@ -58,11 +73,24 @@ impl Conn {
                         sub_id,
                     ));
                 }
+                Err(e) if authz::is_refusal(&e) => {
+                    tracing::warn!(client_id = %self.client_id, connection = self.id, filter, "MQTT subscribe refused: {}", e.message);
+                    codes.push(refused_code);
+                    refused = true;
+                }
                 Err(e) => {
                     tracing::warn!(client_id = %self.client_id, filter, error = %e, "MQTT subscribe failed");
                     codes.push(ReasonCode::UNSPECIFIED_ERROR);
                 }
             }
+        }
+        if refused && self.mqtt.cfg.disconnect_on_unauthorized {
+            self.send(&Packet::SubAck(SubAck {
+                packet_id: s.packet_id,
+                properties: Default::default(),
+                reason_codes: codes,
+            }));
+            return Err(End::unauthorized(None));
         }
         if let Err(e) = self.ensure_consumer() {
             tracing::error!(client_id = %self.client_id, error = %e, "cannot consume the MQTT session queue");
@@ -87,6 +115,27 @@ impl Conn {
         let q = self.session.state.lock().queue.clone();
         if let Some(q) = q {
             q.dispatch();
+        }
+        Ok(())
+    }
+
+    /// The permissions a new subscription with binding key `key` needs, checked before
+    /// anything changes: configure on the session queue if it is to be created, the
+    /// binding's (write on the queue, read on the exchange, topic read), and read on the
+    /// queue if it is not consumed yet.
+    fn check_subscribe(&self, key: &str) -> warren_core::Result<()> {
+        let (has_queue, has_consumer) = {
+            let st = self.session.state.lock();
+            (st.queue.is_some(), st.consumer.is_some())
+        };
+        let a = &self.access;
+        if !has_queue && self.vhost.queue(&self.queue_name, self.id).is_err() {
+            a.check(Kind::Queue, &self.queue_name, Perm::Configure)?;
+        }
+        let exchange = self.vhost.exchange(&self.mqtt.cfg.exchange)?;
+        authz::check_bind(a, &self.queue_name, &exchange, key)?;
+        if !has_consumer {
+            a.check(Kind::Queue, &self.queue_name, Perm::Read)?;
         }
         Ok(())
     }
@@ -175,13 +224,19 @@ impl Conn {
                 codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED);
                 continue;
             };
-            let r = self.vhost.unbind_queue(
-                &self.queue_name,
-                &self.mqtt.cfg.exchange,
-                &old.key,
-                &old.arguments(),
-                self.id,
-            );
+            let r = self
+                .vhost
+                .exchange(&self.mqtt.cfg.exchange)
+                .and_then(|x| authz::check_bind(&self.access, &self.queue_name, &x, &old.key))
+                .and_then(|_| {
+                    self.vhost.unbind_queue(
+                        &self.queue_name,
+                        &self.mqtt.cfg.exchange,
+                        &old.key,
+                        &old.arguments(),
+                        self.id,
+                    )
+                });
             match r {
                 Ok(()) => {
                     let mut st = self.session.state.lock();
@@ -193,6 +248,11 @@ impl Conn {
                         .collect();
                     st.set_subs(subs);
                     codes.push(ReasonCode::SUCCESS);
+                }
+                Err(e) if authz::is_refusal(&e) => {
+                    // As RabbitMQ: the subscription stays, the connection too.
+                    tracing::warn!(client_id = %self.client_id, connection = self.id, "MQTT unsubscribe refused: {}", e.message);
+                    codes.push(ReasonCode::NOT_AUTHORIZED);
                 }
                 Err(e) => {
                     tracing::warn!(client_id = %self.client_id, error = %e, "MQTT unsubscribe failed");

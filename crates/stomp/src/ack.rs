@@ -66,6 +66,7 @@ impl Conn {
                 requeue,
                 tag,
                 multiple,
+                receipt: f.header_str("receipt").map(str::to_string),
             });
             return Ok(());
         }

@@ -2,15 +2,15 @@
 //! without `login`), the `host` header as the vhost, heart-beats, CONNECTED.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::RngCore;
 use warren_core::auth::AuthFailure;
+use warren_core::registry::{ChannelProbe, ConnectionInfo};
 use warren_stomp_codec::{negotiate_version, Command, Frame, HeartBeat, Version};
-use warren_websocket::Outbound;
+use warren_websocket::{Outbound, SocketMeta};
 
 use crate::connection::{write_frame, Conn};
 use crate::delivery::{error_frame, Sink, SinkState};
@@ -41,9 +41,11 @@ fn session_id() -> String {
 pub(crate) fn connect(
     shared: &Arc<Shared>,
     mut f: Frame,
-    peer: SocketAddr,
+    meta: SocketMeta,
     out: Arc<Outbound>,
+    websocket: bool,
 ) -> Result<Conn, ()> {
+    let peer = meta.peer;
     let refuse = |message: &str, detail: &str| {
         tracing::warn!(%peer, message, detail, "STOMP login refused");
         write_frame(&out, Version::V1_0, &error_frame(message, detail, &[]));
@@ -106,14 +108,41 @@ pub(crate) fn connect(
         state: Mutex::new(SinkState::default()),
         wake: tokio::sync::Notify::new(),
     });
+    let id = broker.next_connection_id();
+    // The management registry, with what RabbitMQ shows of a STOMP connection: one
+    // channel, no frame_max, the heart-beat the client asked for (whole seconds).
+    let registration = broker.registry().register(ConnectionInfo {
+        id,
+        protocol: format!(
+            "{}STOMP {}",
+            if websocket { "Web " } else { "" },
+            version.as_str()
+        ),
+        peer,
+        local: meta.local,
+        user: user.name.clone(),
+        vhost: vhost.name.clone(),
+        auth_mechanism: "PLAIN".into(),
+        client_properties: serde_json::json!({"product": "STOMP client"}),
+        frame_max: 0,
+        channel_max: 1,
+        heartbeat: u16::try_from(reply.receive_ms / 1000).unwrap_or(u16::MAX),
+        fd: meta.fd,
+    });
+    let entry = registration.entry.clone();
+    let channel = entry.add_channel(1, Some(sink.clone() as Arc<dyn ChannelProbe>));
     let conn = Conn {
         shared: shared.clone(),
         peer,
         out,
-        id: broker.next_connection_id(),
+        id,
         version,
+        access: broker.access(&user.name, &vhost.name),
         vhost,
         user: user.name.clone(),
+        registration: Some(registration),
+        entry,
+        channel,
         sink,
         subs: HashMap::new(),
         prefetch: 0,
@@ -121,6 +150,7 @@ pub(crate) fn connect(
         reply_queues: HashMap::new(),
         declared: HashSet::new(),
         receipts: Receipts::default(),
+        tx_receipts: Vec::new(),
         route_buf: Vec::new(),
         receive_every: ms(reply.receive_ms),
         send_every: ms(reply.send_ms),

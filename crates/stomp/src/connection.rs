@@ -16,9 +16,11 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use warren_core::access::Access;
+use warren_core::registry::{ChannelEntry, ConnectionEntry, Registration};
 use warren_core::{BrokerError, ConnectionId, Queue, VHost};
 use warren_stomp_codec::{Command, Decoded, Decoder, Frame, Version};
-use warren_websocket::{Outbound, Reader, WakeBatch, Writer};
+use warren_websocket::{Outbound, Reader, SocketMeta, WakeBatch, Writer};
 
 use crate::delivery::{error_frame, Sink};
 use crate::listener::Shared;
@@ -81,6 +83,36 @@ pub(crate) fn erl(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The body of RabbitMQ 3.10's ERROR when the management API closes a STOMP connection:
+/// `Reason: ~p` of the AMQP channel's exit reason, as Erlang's pretty printer lays it
+/// out (a tuple that does not fit the 80-column line within 78 characters is broken
+/// after its first element, the rest indented four more than its brace).
+fn forced_close_reason(why: &str) -> String {
+    const FITS: usize = 78;
+    let s = erl(why);
+    let flat =
+        format!("Reason: {{shutdown,{{connection_closing,{{server_initiated_close,320,{s}}}}}}}");
+    if flat.len() <= FITS {
+        return flat;
+    }
+    let head = "Reason: {shutdown,\n";
+    let l1 = format!(
+        "{:12}{{connection_closing,{{server_initiated_close,320,{s}}}}}}}",
+        ""
+    );
+    if l1.len() <= FITS {
+        return format!("{head}{l1}");
+    }
+    let l2 = format!("{:16}{{server_initiated_close,320,{s}}}}}}}", "");
+    if l2.len() <= FITS {
+        return format!("{head}{:12}{{connection_closing,\n{l2}", "");
+    }
+    format!(
+        "{head}{:12}{{connection_closing,\n{:16}{{server_initiated_close,320,\n{:20}{s}}}}}}}",
+        "", "", ""
+    )
+}
+
 /// A subscription.
 pub(crate) struct Sub {
     pub dest_hdr: String,
@@ -98,6 +130,15 @@ pub(crate) struct Conn {
     pub version: Version,
     pub vhost: Arc<VHost>,
     pub user: String,
+    /// The user's permissions in the vhost, compiled at CONNECT.
+    pub access: Arc<Access>,
+    /// This connection in the management registry (taken by `serve_connection` at the
+    /// end, to deregister once the socket is done).
+    pub registration: Option<Registration>,
+    pub entry: Arc<ConnectionEntry>,
+    /// The registry's channel of this connection (RabbitMQ shows one per STOMP
+    /// connection): publishes are counted on it.
+    pub channel: Arc<ChannelEntry>,
     pub sink: Arc<Sink>,
     pub subs: HashMap<String, Sub>,
     /// Credit for new subscriptions (the last `prefetch-count`; 0: unlimited).
@@ -108,6 +149,8 @@ pub(crate) struct Conn {
     /// Queues declared by this connection's SENDs already (RabbitMQ's route state).
     pub declared: HashSet<String>,
     pub receipts: Receipts,
+    /// RECEIPTs of the frames a COMMIT just performed (sent after COMMIT's own).
+    pub tx_receipts: Vec<String>,
     pub route_buf: Vec<Arc<Queue>>,
     /// Heart-beats from the client are due this often (we allow twice as long).
     pub receive_every: Option<Duration>,
@@ -118,11 +161,12 @@ pub(crate) struct Conn {
 pub(crate) async fn serve_connection(
     mut r: Reader,
     w: Writer,
-    peer: SocketAddr,
+    meta: SocketMeta,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     websocket: bool,
 ) {
+    let peer = meta.peer;
     let out = Arc::new(Outbound::new(websocket));
     let (send_every_tx, send_every_rx) = tokio::sync::oneshot::channel::<Option<Duration>>();
     let writer = {
@@ -143,7 +187,7 @@ pub(crate) async fn serve_connection(
             Ok(Some(Decoded::Heartbeat)) => continue,
             Ok(Some(Decoded::Frame(f))) => {
                 if matches!(f.command, Command::Connect | Command::Stomp) {
-                    match crate::connect::connect(&shared, f, peer, out.clone()) {
+                    match crate::connect::connect(&shared, f, meta, out.clone(), websocket) {
                         Ok(c) => break Some(c),
                         Err(()) => {
                             flush_start(&out, &mut send_every_tx);
@@ -200,6 +244,7 @@ pub(crate) async fn serve_connection(
             _ = shutdown.changed() => break None,
         }
     };
+    let mut registration = None;
     if let Some(mut conn) = conn {
         decoder.set_version(conn.version);
         let send_every = conn.send_every();
@@ -208,10 +253,13 @@ pub(crate) async fn serve_connection(
         }
         let reason = conn.run(&mut r, buf, decoder, &mut shutdown).await;
         conn.finish(reason);
+        registration = conn.registration.take();
     }
     flush_start(&out, &mut send_every_tx);
     out.close();
     let _ = writer.await;
+    // Deregistered while `r` still holds the socket open (`Registration::socket_closing`).
+    drop(registration);
 }
 
 /// Starts the writer (without heart-beats) if it is not running yet.
@@ -251,6 +299,7 @@ impl Conn {
         let mut alarms = self.shared.broker.alarms.subscribe();
         let limit = self.receive_every.map(|d| d * 2);
         let mut deadline = limit.map(|d| Instant::now() + d);
+        let entry = self.entry.clone();
         loop {
             let end = {
                 let _wakes = WakeBatch::begin();
@@ -286,6 +335,13 @@ impl Conn {
                 _ = shutdown.changed() => {
                     self.send_frame(&error_frame("connection_forced", "broker forced connection closure with reason 'shutdown'", &[]));
                     return "broker shutdown";
+                }
+                why = entry.close_requested() => {
+                    // DELETE /api/connections/{name}: RabbitMQ 3.10's STOMP plugin sees
+                    // its AMQP channel die with the forced close, and says so.
+                    tracing::info!(connection = self.id, reason = %why, "closing STOMP connection on request");
+                    self.send_frame(&error_frame("AMQP channel died", &forced_close_reason(&why), &[]));
+                    return "closed on request";
                 }
                 _ = sleep_until_opt(deadline), if !blocked => {
                     tracing::warn!(connection = self.id, "STOMP detected missed client heartbeat(s)");
@@ -323,10 +379,16 @@ impl Conn {
                 frame.trim_value_leading_spaces();
             }
             let receipt = frame.header_str("receipt").map(str::to_string);
+            // A SEND, ACK or NACK in a transaction gets its RECEIPT at COMMIT.
+            let buffered = matches!(frame.command, Command::Send | Command::Ack | Command::Nack)
+                && frame.header("transaction").is_some();
             let r = self.handle(frame);
             match r {
                 Ok(deferred) => {
-                    if let Some(id) = receipt {
+                    if let Some(id) = receipt.filter(|_| !buffered) {
+                        self.receipts.push(id, deferred);
+                    }
+                    for id in std::mem::take(&mut self.tx_receipts) {
                         self.receipts.push(id, deferred);
                     }
                 }
@@ -337,6 +399,7 @@ impl Conn {
                     return Some("client disconnected");
                 }
                 Err(f) => {
+                    self.tx_receipts.clear();
                     if self.fail(f) {
                         return Some("broker error");
                     }
@@ -439,5 +502,37 @@ async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forced_close_reason;
+
+    #[test]
+    fn forced_close_reason_is_laid_out_as_erlang_prints_it() {
+        // As `rabbit_misc:format("Reason: ~p", [...])` prints them on RabbitMQ 3.10.
+        assert_eq!(
+            forced_close_reason("go away"),
+            "Reason: {shutdown,{connection_closing,{server_initiated_close,320,\"go away\"}}}"
+        );
+        assert_eq!(
+            forced_close_reason(&"x".repeat(13)),
+            format!(
+                "Reason: {{shutdown,\n            {{connection_closing,{{server_initiated_close,320,\"{}\"}}}}}}",
+                "x".repeat(13)
+            )
+        );
+        assert_eq!(
+            forced_close_reason("Closed via management plugin"),
+            "Reason: {shutdown,\n            {connection_closing,\n                {server_initiated_close,320,\"Closed via management plugin\"}}}"
+        );
+        assert_eq!(
+            forced_close_reason(&"x".repeat(30)),
+            format!(
+                "Reason: {{shutdown,\n            {{connection_closing,\n                {{server_initiated_close,320,\n                    \"{}\"}}}}}}",
+                "x".repeat(30)
+            )
+        );
     }
 }

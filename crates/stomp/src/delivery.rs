@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use warren_amqp_codec::BasicProperties;
+use warren_core::registry::ChannelProbe;
 use warren_core::{Consumer, DeliverySink, Envelope, Queue};
 use warren_stomp_codec::{Command, Frame, Version};
 use warren_websocket::Outbound;
@@ -111,6 +112,17 @@ impl Sink {
                 tracing::error!(error = %e, "cannot encode a STOMP frame");
             }
         });
+    }
+}
+
+/// What the management API shows of the connection's channel.
+impl ChannelProbe for Sink {
+    fn unacked(&self) -> u64 {
+        self.state.lock().unacked.len() as u64
+    }
+
+    fn global_prefetch(&self) -> u32 {
+        0
     }
 }
 

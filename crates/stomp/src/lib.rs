@@ -15,6 +15,8 @@
 //! - one file per frame family: `connect` (CONNECT/STOMP), `send` (SEND, receipts after
 //!   fsync), `subscribe` (SUBSCRIBE/UNSUBSCRIBE), `ack` (ACK/NACK), `transaction`
 //!   (BEGIN/COMMIT/ABORT).
+//! - `authz`: the permissions each destination needs (RabbitMQ's, as the AMQP operations
+//!   its plugin performs), checked in RabbitMQ's order.
 //! - [`destination`]: RabbitMQ's destinations (`/queue/`, `/topic/`, `/exchange/`,
 //!   `/amq/queue/`, `/temp-queue/`, `/reply-queue/`) parsed and formatted.
 //! - [`headers`]: STOMP headers as AMQP properties and back.
@@ -22,6 +24,7 @@
 //!   messages.
 
 mod ack;
+mod authz;
 mod connect;
 mod connection;
 mod delivery;

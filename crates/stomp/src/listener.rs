@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use warren_core::Broker;
 use warren_websocket::transport::{self, WsFraming};
-use warren_websocket::{accept_loop, WsOptions};
+use warren_websocket::{accept_loop, SocketMeta, WsOptions};
 
 use crate::connection::serve_connection;
 use crate::StompConfig;
@@ -30,8 +30,9 @@ pub async fn serve(
     let shared = Arc::new(Shared { broker, cfg });
     let sd = shutdown.clone();
     accept_loop(listener, shutdown, "STOMP", move |sock: TcpStream, peer| {
+        let meta = SocketMeta::of(&sock, peer);
         let (r, w) = transport::tcp(sock);
-        serve_connection(r, w, peer, shared.clone(), sd.clone(), false)
+        serve_connection(r, w, meta, shared.clone(), sd.clone(), false)
     })
     .await;
 }
@@ -59,10 +60,11 @@ pub async fn serve_ws(
         move |sock: TcpStream, peer: SocketAddr| {
             let (shared, sd, opts) = (shared.clone(), sd.clone(), opts.clone());
             async move {
+                let meta = SocketMeta::of(&sock, peer);
                 match warren_websocket::upgrade(sock, &opts).await {
                     Ok(ws) => {
                         let (r, w) = transport::websocket(ws, WsFraming::PerFrame);
-                        serve_connection(r, w, peer, shared, sd, true).await;
+                        serve_connection(r, w, meta, shared, sd, true).await;
                     }
                     Err(e) => tracing::info!(%peer, error = %e, "Web-STOMP upgrade failed"),
                 }

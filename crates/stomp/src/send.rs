@@ -13,6 +13,7 @@ use warren_stomp_codec::{Command, Frame, Version};
 use warren_store::Message;
 use warren_websocket::Outbound;
 
+use crate::authz;
 use crate::connection::{erl, write_frame, Conn, Fail};
 use crate::delivery::SubInfo;
 use crate::destination::{self, Destination, Invalid};
@@ -159,7 +160,11 @@ impl Conn {
             Destination::Queue(n) if !self.declared.contains(n) => {
                 let d = queue_declare(&f, n.clone(), true, false);
                 self.vhost
-                    .declare_queue(&d, self.id)
+                    .declare_queue_checked(
+                        &d,
+                        self.id,
+                        &authz::declare_check(&self.access, &d.arguments),
+                    )
                     .map_err(Fail::broker)?;
                 self.declared.insert(n.clone());
             }
@@ -203,7 +208,10 @@ impl Conn {
                     format!("Invalid transaction identifier: {}\n", erl(tx)),
                 ));
             };
-            actions.push(TxAction::Send(out));
+            actions.push(TxAction::Send(
+                out,
+                f.header_str("receipt").map(str::to_string),
+            ));
             return Ok(None);
         }
         self.publish(out)
@@ -211,6 +219,9 @@ impl Conn {
 
     /// Routes a message. `Ok(Some(epoch))`: it is on disk once that epoch is done.
     pub(crate) fn publish(&mut self, o: Outgoing) -> Result<Option<u64>, Fail> {
+        // `basic.publish`, in RabbitMQ's order: write permission, the exchange, internal,
+        // topic permission.
+        authz::check_write(&self.access, &o.exchange).map_err(Fail::broker)?;
         let exchange = self.vhost.exchange(&o.exchange).map_err(Fail::broker)?;
         if exchange.internal {
             return Err(Fail::broker(BrokerError::access_refused(format!(
@@ -218,6 +229,9 @@ impl Conn {
                 o.exchange, self.vhost.name
             ))));
         }
+        authz::check_topic_write(&self.access, &exchange, o.msg.routing_key.as_str())
+            .map_err(Fail::broker)?;
+        self.channel.count_publish();
         let p = self.vhost.publish(&exchange, o.msg, &mut self.route_buf);
         Ok(p.sync)
     }
@@ -232,17 +246,23 @@ impl Conn {
         if let Some(q) = self.reply_queues.get(&id) {
             return Ok(Some(q.clone()));
         }
+        let d = QueueDeclare {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
         let (q, _, _) = self
             .vhost
-            .declare_queue(
-                &QueueDeclare {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
+            .declare_queue_checked(
+                &d,
                 self.id,
+                &authz::declare_check(&self.access, &d.arguments),
             )
             .map_err(Fail::broker)?;
+        if let Err(e) = authz::check_consume(&self.access, &q.name) {
+            let _ = self.vhost.delete_queue(&q.name, false, false, self.id);
+            return Err(e);
+        }
         let ctag = format!("T_/temp-queue/{id}");
         self.sink.state.lock().subs.insert(
             ctag.clone(),

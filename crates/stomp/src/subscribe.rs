@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use warren_amqp_codec::{FieldTable, ShortStr};
+use warren_core::access::{Kind, Perm};
 use warren_core::{Consumer, Credit, Queue};
 use warren_stomp_codec::Frame;
 
+use crate::authz;
 use crate::connection::{erl, Conn, Fail, Sub};
 use crate::delivery::SubInfo;
 use crate::destination::Destination;
@@ -87,6 +89,9 @@ impl Conn {
             .and_then(|v| v.trim().parse::<u32>().ok())
         {
             self.prefetch = n;
+            self.channel
+                .prefetch
+                .store(n, std::sync::atomic::Ordering::Relaxed);
         }
         let (queue, binding, server_named): (Arc<Queue>, Option<(String, String)>, bool) =
             match &dest {
@@ -100,7 +105,11 @@ impl Conn {
                     let d = queue_declare(&f, n.clone(), true, false);
                     let (q, _, _) = self
                         .vhost
-                        .declare_queue(&d, self.id)
+                        .declare_queue_checked(
+                            &d,
+                            self.id,
+                            &authz::declare_check(&self.access, &d.arguments),
+                        )
                         .map_err(Fail::broker)?;
                     self.declared.insert(n.clone());
                     (q, None, false)
@@ -110,7 +119,11 @@ impl Conn {
                     let d = queue_declare(&f, qname, false, true);
                     let (q, _, _) = self
                         .vhost
-                        .declare_queue(&d, self.id)
+                        .declare_queue_checked(
+                            &d,
+                            self.id,
+                            &authz::declare_check(&self.access, &d.arguments),
+                        )
                         .map_err(Fail::broker)?;
                     (q, Some(dest.routing()), true)
                 }
@@ -133,41 +146,13 @@ impl Conn {
                 detail: format!("A subscription identified by '{ctag}' already exists."),
             });
         }
-        self.sink.state.lock().subs.insert(
-            ctag.clone(),
-            SubInfo {
-                id: ctag.strip_prefix("T_").map(str::to_string),
-                client_ack: !no_ack,
-            },
-        );
-        let consumer = Arc::new(Consumer {
-            tag: ShortStr::from(ctag.as_str()),
-            connection: self.id,
-            channel: 1,
-            no_ack,
-            exclusive: false,
-            priority: 0,
-            arguments: FieldTable::new(),
-            credit: Credit::new(self.prefetch),
-            channel_credit: Arc::new(Credit::new(0)),
-            sink: self.sink.clone(),
-        });
-        let consumed = self.vhost.consume(&queue, consumer.clone());
-        let bound = consumed.and_then(|_| match &binding {
-            Some((x, key)) if !x.is_empty() => {
-                self.vhost
-                    .bind_queue(&queue.name, x, key, &FieldTable::new(), self.id)
-            }
-            _ => Ok(()),
-        });
-        if let Err(e) = bound {
-            self.sink.state.lock().subs.remove(&ctag);
-            self.vhost.cancel(&queue, self.id, &ctag);
+        // As RabbitMQ's plugin: bind, then consume, each with its permissions.
+        if let Err(e) = self.bind_and_consume(&queue, binding.as_ref(), &ctag, no_ack) {
             if server_named {
                 // Declared by us for this subscription: safe to remove.
                 let _ = self.vhost.delete_queue(&queue.name, false, false, self.id);
             }
-            return Err(Fail::broker(e));
+            return Err(e);
         }
         self.out.add_consumed_queue(queue.clone());
         self.subs.insert(
@@ -179,6 +164,48 @@ impl Conn {
             },
         );
         queue.dispatch();
+        Ok(())
+    }
+
+    fn bind_and_consume(
+        &mut self,
+        queue: &Arc<Queue>,
+        binding: Option<&(String, String)>,
+        ctag: &str,
+        no_ack: bool,
+    ) -> Result<(), Fail> {
+        if let Some((x, key)) = binding.filter(|(x, _)| !x.is_empty()) {
+            authz::check_bind(&self.access, &queue.name, x)?;
+            let exchange = self.vhost.exchange(x).map_err(Fail::broker)?;
+            authz::check_bind_topic(&self.access, &exchange, key)?;
+            self.vhost
+                .bind_queue(&queue.name, x, key, &FieldTable::new(), self.id)
+                .map_err(Fail::broker)?;
+        }
+        authz::check_consume(&self.access, &queue.name)?;
+        self.sink.state.lock().subs.insert(
+            ctag.to_string(),
+            SubInfo {
+                id: ctag.strip_prefix("T_").map(str::to_string),
+                client_ack: !no_ack,
+            },
+        );
+        let consumer = Arc::new(Consumer {
+            tag: ShortStr::from(ctag),
+            connection: self.id,
+            channel: 1,
+            no_ack,
+            exclusive: false,
+            priority: 0,
+            arguments: FieldTable::new(),
+            credit: Credit::new(self.prefetch),
+            channel_credit: Arc::new(Credit::new(0)),
+            sink: self.sink.clone(),
+        });
+        if let Err(e) = self.vhost.consume(queue, consumer) {
+            self.sink.state.lock().subs.remove(ctag);
+            return Err(Fail::broker(e));
+        }
         Ok(())
     }
 
@@ -196,9 +223,13 @@ impl Conn {
         self.sink.state.lock().subs.remove(&ctag);
         self.out.remove_consumed_queue(&sub.queue);
         self.vhost.cancel(&sub.queue, self.id, &ctag);
-        // UNSUBSCRIBE with durable:true ends a durable topic subscription.
+        // UNSUBSCRIBE with durable:true ends a durable topic subscription
+        // (`queue.delete`: configure on its queue).
         if let Ok(Destination::Topic(_)) = crate::destination::parse(&sub.dest_hdr) {
             if has_durable_header(&f) {
+                self.access
+                    .check(Kind::Queue, &sub.queue.name, Perm::Configure)
+                    .map_err(Fail::broker)?;
                 let _ = self
                     .vhost
                     .delete_queue(&sub.queue.name, false, false, self.id);

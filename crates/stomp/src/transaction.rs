@@ -1,6 +1,7 @@
 //! BEGIN, COMMIT and ABORT: a transaction buffers its SENDs, ACKs and NACKs until
 //! COMMIT performs them in order (RabbitMQ's STOMP transactions do the same, in the
-//! adapter rather than with AMQP `tx`).
+//! adapter rather than with AMQP `tx`). As in RabbitMQ, the RECEIPTs those frames ask
+//! for are sent when COMMIT performs them, after COMMIT's own, and never after ABORT.
 
 use warren_stomp_codec::Frame;
 
@@ -8,13 +9,15 @@ use crate::connection::{erl, Conn, Fail};
 use crate::send::Outgoing;
 
 pub(crate) enum TxAction {
-    Send(Outgoing),
-    /// (ACK or NACK, requeue, the delivery tag, multiple)
+    /// A SEND, and its `receipt` header.
+    Send(Outgoing, Option<String>),
+    /// (ACK or NACK, requeue, the delivery tag, multiple), and the `receipt` header.
     Settle {
         ack: bool,
         requeue: bool,
         tag: u64,
         multiple: bool,
+        receipt: Option<String>,
     },
 }
 
@@ -47,19 +50,25 @@ impl Conn {
         let actions = self.transactions.remove(tx).ok_or_else(|| bad(tx))?;
         let mut sync = None;
         for a in actions {
-            match a {
-                TxAction::Send(o) => {
+            let receipt = match a {
+                TxAction::Send(o, receipt) => {
                     if let Some(e) = self.publish(o)? {
                         sync = Some(sync.map_or(e, |s: u64| s.max(e)));
                     }
+                    receipt
                 }
                 TxAction::Settle {
                     ack,
                     requeue,
                     tag,
                     multiple,
-                } => self.settle(ack, requeue, tag, multiple)?,
-            }
+                    receipt,
+                } => {
+                    self.settle(ack, requeue, tag, multiple)?;
+                    receipt
+                }
+            };
+            self.tx_receipts.extend(receipt);
         }
         Ok(sync)
     }

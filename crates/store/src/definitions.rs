@@ -1,6 +1,7 @@
-//! The durable topology — users, vhosts, permissions, exchanges, queues, bindings — kept
-//! in RabbitMQ's definitions JSON format, so the same document can be exported, imported
-//! into RabbitMQ, and read back.
+//! The durable definitions — users, vhosts, permissions, topic permissions, policies,
+//! runtime and global parameters, exchanges, queues, bindings — kept in RabbitMQ's
+//! definitions JSON format, so the same document can be exported, imported into RabbitMQ,
+//! and read back.
 //!
 //! On disk: `definitions.json`, a snapshot written atomically (temporary file, fsync,
 //! rename, directory fsync), and `definitions.journal`, one JSON operation per line
@@ -154,6 +155,34 @@ fn default_apply_to() -> String {
     "all".into()
 }
 
+/// A topic permission: what a user may publish (`write`) and bind or consume (`read`)
+/// through one topic exchange, as routing-key expressions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// A runtime parameter of a vhost (operator policies and vhost limits are parameters,
+/// as in RabbitMQ). Fields in the order RabbitMQ exports them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterDef {
+    pub value: Value,
+    pub vhost: String,
+    pub component: String,
+    pub name: String,
+}
+
+/// A global runtime parameter (`cluster_name`, `internal_cluster_id`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalParameterDef {
+    pub name: String,
+    pub value: Value,
+}
+
 /// A definitions document, as `GET /api/definitions` returns it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Definitions {
@@ -172,11 +201,11 @@ pub struct Definitions {
     #[serde(default)]
     pub permissions: Vec<PermissionDef>,
     #[serde(default)]
-    pub topic_permissions: Vec<Value>,
+    pub topic_permissions: Vec<TopicPermissionDef>,
     #[serde(default)]
-    pub parameters: Vec<Value>,
+    pub parameters: Vec<ParameterDef>,
     #[serde(default)]
-    pub global_parameters: Vec<Value>,
+    pub global_parameters: Vec<GlobalParameterDef>,
     /// Kept as raw JSON (RabbitMQ's format); [`Definitions::policy_defs`] reads them.
     #[serde(default)]
     pub policies: Vec<Value>,
@@ -193,19 +222,53 @@ pub struct Definitions {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     PutVhost(VhostDef),
-    DeleteVhost { name: String },
+    DeleteVhost {
+        name: String,
+    },
     PutUser(UserDef),
-    DeleteUser { name: String },
+    DeleteUser {
+        name: String,
+    },
     PutPermission(PermissionDef),
-    DeletePermission { user: String, vhost: String },
+    DeletePermission {
+        user: String,
+        vhost: String,
+    },
     PutQueue(QueueDef),
-    DeleteQueue { vhost: String, name: String },
+    DeleteQueue {
+        vhost: String,
+        name: String,
+    },
     PutExchange(ExchangeDef),
-    DeleteExchange { vhost: String, name: String },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+    },
     PutBinding(BindingDef),
     DeleteBinding(BindingDef),
     PutPolicy(PolicyDef),
-    DeletePolicy { vhost: String, name: String },
+    DeletePolicy {
+        vhost: String,
+        name: String,
+    },
+    PutTopicPermission(TopicPermissionDef),
+    /// One exchange's, or (`exchange` None) all of a user's in a vhost.
+    DeleteTopicPermission {
+        user: String,
+        vhost: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exchange: Option<String>,
+    },
+    PutParameter(ParameterDef),
+    DeleteParameter {
+        vhost: String,
+        component: String,
+        name: String,
+    },
+    PutGlobalParameter(GlobalParameterDef),
+    DeleteGlobalParameter {
+        name: String,
+    },
 }
 
 fn upsert<T>(v: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) {
@@ -239,6 +302,8 @@ impl Definitions {
             Op::DeleteVhost { name } => {
                 self.vhosts.retain(|x| x.name != name);
                 self.permissions.retain(|x| x.vhost != name);
+                self.topic_permissions.retain(|x| x.vhost != name);
+                self.parameters.retain(|x| x.vhost != name);
                 self.policies.retain(|x| x["vhost"] != name.as_str());
                 self.queues.retain(|x| x.vhost != name);
                 self.exchanges.retain(|x| x.vhost != name);
@@ -251,6 +316,7 @@ impl Definitions {
             Op::DeleteUser { name } => {
                 self.users.retain(|x| x.name != name);
                 self.permissions.retain(|x| x.user != name);
+                self.topic_permissions.retain(|x| x.user != name);
             }
             Op::PutPermission(d) => {
                 let (u, v) = (d.user.clone(), d.vhost.clone());
@@ -301,6 +367,39 @@ impl Definitions {
             Op::DeletePolicy { vhost, name } => self
                 .policies
                 .retain(|x| !(x["name"] == name.as_str() && x["vhost"] == vhost.as_str())),
+            Op::PutTopicPermission(d) => {
+                let (u, v, x) = (d.user.clone(), d.vhost.clone(), d.exchange.clone());
+                upsert(&mut self.topic_permissions, d, |t| {
+                    t.user == u && t.vhost == v && t.exchange == x
+                })
+            }
+            Op::DeleteTopicPermission {
+                user,
+                vhost,
+                exchange,
+            } => self.topic_permissions.retain(|t| {
+                !(t.user == user
+                    && t.vhost == vhost
+                    && exchange.as_ref().is_none_or(|x| *x == t.exchange))
+            }),
+            Op::PutParameter(d) => {
+                let (v, c, n) = (d.vhost.clone(), d.component.clone(), d.name.clone());
+                upsert(&mut self.parameters, d, |p| {
+                    p.vhost == v && p.component == c && p.name == n
+                })
+            }
+            Op::DeleteParameter {
+                vhost,
+                component,
+                name,
+            } => self
+                .parameters
+                .retain(|p| !(p.vhost == vhost && p.component == component && p.name == name)),
+            Op::PutGlobalParameter(d) => {
+                let n = d.name.clone();
+                upsert(&mut self.global_parameters, d, |p| p.name == n)
+            }
+            Op::DeleteGlobalParameter { name } => self.global_parameters.retain(|p| p.name != name),
         }
     }
 }
@@ -489,6 +588,69 @@ mod tests {
         let defs = defs.unwrap();
         assert_eq!(defs.queues, vec![queue("b")]);
         assert!(defs.bindings.is_empty());
+        c.stop();
+    }
+
+    #[test]
+    fn topic_permissions_and_parameters_replay_and_cascade() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Committer::start();
+        let (s, _) = DefinitionsStore::open(dir.path(), c.clone()).unwrap();
+        let tp = |user: &str, vhost: &str, x: &str| TopicPermissionDef {
+            user: user.into(),
+            vhost: vhost.into(),
+            exchange: x.into(),
+            write: "^w".into(),
+            read: "^r".into(),
+        };
+        let param = |vhost: &str, name: &str, v: i64| ParameterDef {
+            value: serde_json::json!({"max-connections": v}),
+            vhost: vhost.into(),
+            component: "vhost-limits".into(),
+            name: name.into(),
+        };
+        for op in [
+            Op::PutTopicPermission(tp("u", "/", "amq.topic")),
+            Op::PutTopicPermission(tp("u", "/", "t2")),
+            Op::PutTopicPermission(tp("u", "v", "amq.topic")),
+            Op::PutTopicPermission(tp("w", "/", "amq.topic")),
+            Op::DeleteTopicPermission {
+                user: "u".into(),
+                vhost: "/".into(),
+                exchange: Some("t2".into()),
+            },
+            Op::DeleteUser { name: "w".into() },
+            Op::PutParameter(param("/", "limits", 1)),
+            Op::PutParameter(param("/", "limits", 2)),
+            Op::PutParameter(param("v", "limits", 3)),
+            Op::DeleteVhost { name: "v".into() },
+            Op::PutGlobalParameter(GlobalParameterDef {
+                name: "cluster_name".into(),
+                value: "c1".into(),
+            }),
+            Op::PutGlobalParameter(GlobalParameterDef {
+                name: "other".into(),
+                value: 1.into(),
+            }),
+            Op::DeleteGlobalParameter {
+                name: "other".into(),
+            },
+        ] {
+            s.append(op).unwrap();
+        }
+        c.sync_now();
+        drop(s);
+        let (_, defs) = DefinitionsStore::open(dir.path(), c.clone()).unwrap();
+        let defs = defs.unwrap();
+        assert_eq!(defs.topic_permissions, vec![tp("u", "/", "amq.topic")]);
+        assert_eq!(defs.parameters, vec![param("/", "limits", 2)]);
+        assert_eq!(
+            defs.global_parameters,
+            vec![GlobalParameterDef {
+                name: "cluster_name".into(),
+                value: "c1".into()
+            }]
+        );
         c.stop();
     }
 

@@ -63,6 +63,11 @@ struct Args {
     /// `collect_statistics_interval`).
     #[arg(long, env = "WARREN_STATS_INTERVAL", default_value_t = 5.0)]
     stats_interval: f64,
+    /// How long (ms) a delivery may stay unacknowledged before its channel is closed
+    /// with PRECONDITION_FAILED, as RabbitMQ's `consumer_timeout`; 0 disables it. Queues
+    /// may set their own (`x-consumer-timeout`, or a `consumer-timeout` policy).
+    #[arg(long, env = "WARREN_CONSUMER_TIMEOUT", default_value_t = 1_800_000)]
+    consumer_timeout: u64,
     /// A definitions file (RabbitMQ's JSON export format) to import at start, as
     /// RabbitMQ's `load_definitions`: users, vhosts, permissions, policies, exchanges,
     /// queues and bindings it names are created or updated.
@@ -170,6 +175,8 @@ async fn run(args: Args) -> Result<(), String> {
     let mut tasks = Vec::new();
     let amqp_cfg = warren_amqp::AmqpConfig {
         cluster_name: node_name.clone(),
+        consumer_timeout: (args.consumer_timeout > 0)
+            .then(|| Duration::from_millis(args.consumer_timeout)),
         ..Default::default()
     };
     let ip = args.bind.to_string();

@@ -23,5 +23,5 @@ pub mod ws;
 
 pub use listener::accept_loop;
 pub use outbound::{Outbound, WakeBatch};
-pub use transport::{Reader, Writer};
+pub use transport::{Reader, SocketMeta, Writer};
 pub use ws::{upgrade, WsOptions};

@@ -8,6 +8,7 @@
 //! RabbitMQ's Web-STOMP sends them; text when the frame is UTF-8, binary otherwise).
 
 use std::io;
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -150,6 +151,32 @@ impl Writer {
             Writer::Ws(sink, _) => {
                 let _ = sink.close().await;
             }
+        }
+    }
+}
+
+/// Where an accepted socket is: what the connection registry shows, and the descriptor
+/// it reads byte counts from (`TCP_INFO`). Taken before the socket is split or
+/// upgraded; the descriptor stays valid for as long as the connection's [`Reader`] lives.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketMeta {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub fd: Option<i32>,
+}
+
+impl SocketMeta {
+    pub fn of(sock: &TcpStream, peer: SocketAddr) -> SocketMeta {
+        #[cfg(unix)]
+        let fd = Some(std::os::fd::AsRawFd::as_raw_fd(sock));
+        #[cfg(not(unix))]
+        let fd = None;
+        SocketMeta {
+            peer,
+            local: sock
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+            fd,
         }
     }
 }

@@ -74,9 +74,9 @@ fn churn(state: &State) -> Value {
         ("channel_created", c.channels_opened),
         ("connection_closed", c.connections_closed),
         ("connection_created", c.connections_opened),
-        ("queue_created", 0),
-        ("queue_declared", 0),
-        ("queue_deleted", 0),
+        ("queue_created", c.queues_created),
+        ("queue_declared", c.queues_declared),
+        ("queue_deleted", c.queues_deleted),
     ] {
         m.insert(k.into(), json!(v));
         m.insert(format!("{k}_details"), render::details(0.0));
@@ -210,9 +210,9 @@ fn node_json(state: &State) -> Value {
         ("connection_closed", c.connections_closed),
         ("channel_created", c.channels_opened),
         ("channel_closed", c.channels_closed),
-        ("queue_declared", 0),
-        ("queue_created", 0),
-        ("queue_deleted", 0),
+        ("queue_declared", c.queues_declared),
+        ("queue_created", c.queues_created),
+        ("queue_deleted", c.queues_deleted),
         ("gc_num", 0),
         ("gc_bytes_reclaimed", 0),
         ("context_switches", 0),

@@ -223,14 +223,11 @@ pub async fn topic_remove(
     Auth(caller): Auth,
     AxState(state): AxState<State>,
     Path((vhost, user)): Path<(String, String)>,
-    p: Params,
 ) -> ApiResult {
     caller.require_admin()?;
-    let exchange = p.0.get("exchange").map(String::as_str);
-    if state
-        .broker
-        .delete_topic_permissions(&vhost, &user, exchange)
-    {
+    // As RabbitMQ 3.10: all of the user's topic permissions in the vhost go (an
+    // `exchange` query parameter is ignored).
+    if state.broker.delete_topic_permissions(&vhost, &user, None) {
         no_content()
     } else {
         Err(ApiError::NotFound)

@@ -82,20 +82,11 @@ pub async fn remove(
     Path(user): Path<String>,
 ) -> ApiResult {
     caller.require_admin()?;
+    // The core closes the user's connections too, as RabbitMQ does.
     if state.broker.delete_user(&user) {
-        close_connections_of(&state, &user);
         no_content()
     } else {
         Err(ApiError::NotFound)
-    }
-}
-
-/// A deleted user's connections close, as in RabbitMQ.
-fn close_connections_of(state: &State, user: &str) {
-    for c in state.broker.registry().connections() {
-        if c.info.user == user {
-            c.force_close(&format!("user '{user}' is deleted"));
-        }
     }
 }
 
@@ -120,7 +111,6 @@ pub async fn bulk_delete(
         if !state.broker.delete_user(&n) {
             return Err(ApiError::BadRequest(json!(["no_such_user", n])));
         }
-        close_connections_of(&state, &n);
     }
     no_content()
 }

@@ -78,7 +78,7 @@ pub async fn remove(
     let b = state.broker.clone();
     let name = vhost.clone();
     // Deleting every queue of a big vhost takes a while: off the async workers.
-    let deleted = tokio::task::spawn_blocking(move || b.delete_vhost(&name))
+    let deleted = tokio::task::spawn_blocking(move || b.delete_vhost(&name).is_some())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if deleted {
