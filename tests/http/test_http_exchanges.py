@@ -3,6 +3,8 @@ source and destination, and publishing (`POST .../publish`) that real consumers 
 
 import base64
 
+import pika
+
 from helpers import q
 
 
@@ -119,3 +121,24 @@ def test_publish_reaches_consumers_with_properties(api, warren, uniq):
         "routing_key": "", "payload": "", "payload_encoding": "string", "properties": {}}).status_code == 404
     api.delete(f"/api/exchanges/%2F/{q(x)}")
     api.delete(f"/api/queues/%2F/{q(qn)}")
+
+
+def test_delayed_exchange_shows_its_type_and_pending_count(api, warren, uniq):
+    """As the delayed-message plugin's API shows it: type `x-delayed-message` and
+    `messages_delayed`, the messages waiting for their time."""
+    x = uniq("x")
+    r = api.put(f"/api/exchanges/%2F/{q(x)}", {"type": "x-delayed-message",
+                                               "arguments": {"x-delayed-type": "direct"}})
+    assert r.status_code == 201, r.text
+    j = api.get(f"/api/exchanges/%2F/{q(x)}").json()
+    assert j["type"] == "x-delayed-message" and j["messages_delayed"] == 0
+    assert j["arguments"] == {"x-delayed-type": "direct"}
+    c = warren.connect()
+    ch = c.channel()
+    for _ in range(3):
+        ch.basic_publish(x, "k", b"later", properties=pika.BasicProperties(
+            headers={"x-delay": 60000}))
+    c.close()
+    assert api.get(f"/api/exchanges/%2F/{q(x)}").json()["messages_delayed"] == 3
+    assert "messages_delayed" not in api.get("/api/exchanges/%2F/amq.direct").json()
+    api.delete(f"/api/exchanges/%2F/{q(x)}")

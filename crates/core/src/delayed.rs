@@ -86,7 +86,11 @@ impl DelayedExchange {
             let Ok(key) = key.parse::<u64>() else {
                 continue;
             };
-            let store = DiskQueueStore::open(&e.path(), opts.clone())?;
+            let mut store = DiskQueueStore::open(&e.path(), opts.clone())?;
+            // The store lists recovered records with a due time for a queue's TTL index;
+            // buckets find due messages by their key instead, so the list is dropped
+            // rather than kept (it would cost memory per pending message).
+            drop(store.recovered_expiries());
             let b = Bucket { store, out: 0 };
             match kind {
                 "f" => st.fine.insert(key, b),
@@ -140,7 +144,15 @@ impl DelayedExchange {
     /// Holds a message until `now + delay`. Returns the commit epoch to wait for before
     /// confirming it, for a persistent message on a durable exchange.
     pub fn hold(self: &Arc<Self>, msg: Arc<Message>, delay: u64) -> std::io::Result<Option<u64>> {
-        let now = now_ms();
+        self.hold_at(msg, delay, now_ms())
+    }
+
+    fn hold_at(
+        self: &Arc<Self>,
+        msg: Arc<Message>,
+        delay: u64,
+        now: u64,
+    ) -> std::io::Result<Option<u64>> {
         let due = now.saturating_add(delay);
         let mut st = self.state.lock();
         let (b, key) = self.bucket(&mut st, due, now)?;
@@ -192,7 +204,9 @@ impl DelayedExchange {
             .range(now.saturating_add(1)..)
             .next()
             .map(|(&k, _)| k);
-        let coarse = st.coarse.keys().next().map(|k| k.saturating_sub(HORIZON));
+        // An hour bucket's whole hour is within the horizon once its hour begins
+        // (HORIZON == COARSE), so all it holds then goes to one-second buckets.
+        let coarse = st.coarse.keys().next().copied();
         let Some(at) = [near, fine, coarse].into_iter().flatten().min() else {
             st.wake_at = None;
             return;
@@ -206,9 +220,11 @@ impl DelayedExchange {
 
     fn due_now(self: &Arc<Self>, now: u64) -> Vec<(u64, Envelope)> {
         let mut st = self.state.lock();
-        // Re-file hour buckets that came within the horizon.
+        // Re-file hour buckets whose hour has begun: every message in one is then due
+        // within the horizon and goes to a one-second bucket. (Re-filing earlier would
+        // send some back to an hour bucket with this one's key and directory.)
         while let Some((&key, _)) = st.coarse.iter().next() {
-            if key > now.saturating_add(HORIZON) {
+            if key > now {
                 break;
             }
             let mut b = st.coarse.remove(&key).expect("present");
@@ -301,5 +317,83 @@ impl Timed for DelayedExchange {
             }
             self.settle(key, &env);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use warren_amqp_codec::ShortStr;
+
+    fn msg(n: u64) -> Arc<Message> {
+        let view = PropertiesView::default();
+        let mut m = Message::new(
+            ShortStr::default(),
+            ShortStr::default(),
+            Bytes::new(),
+            &view,
+            Bytes::from(n.to_le_bytes().to_vec()),
+        );
+        // Only persistent messages outlive a restart.
+        m.persistent = true;
+        Arc::new(m)
+    }
+
+    fn open(dir: &std::path::Path) -> Arc<DelayedExchange> {
+        let opts = DiskOptions {
+            segment_size: 1 << 20,
+            durable: true,
+            committer: None,
+            flusher: None,
+            after_crash: false,
+            memory_tail: false,
+        };
+        DelayedExchange::open(
+            dir.to_path_buf(),
+            opts,
+            Weak::new(),
+            Weak::new(),
+            Arc::new(Scheduler::default()),
+        )
+        .unwrap()
+    }
+
+    /// Every message comes out once, not before its time and within a second of it
+    /// (the test steps the clock by a second), across hour buckets and a reopen.
+    #[test]
+    fn long_delays_are_refiled_and_kept_across_reopen() {
+        let dir = std::env::temp_dir().join(format!("warren-delayed-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let t0 = 1_700_000_000_000u64;
+        let n = 3000u64;
+        let mut due = std::collections::HashMap::new();
+        {
+            let d = open(&dir);
+            for i in 0..n {
+                // 0.5 s .. 3 h, spread over several hour buckets
+                let delay = 500 + (i * 7919 * 1000) % (3 * COARSE);
+                d.hold_at(msg(i), delay, t0).unwrap();
+                due.insert(i, t0 + delay);
+            }
+            assert_eq!(d.pending(), n);
+        }
+        let d = open(&dir);
+        assert_eq!(d.pending(), n, "all pending after reopen");
+        let mut seen = std::collections::HashSet::new();
+        let mut now = t0;
+        while now <= t0 + 3 * COARSE + 2 * FINE {
+            for (key, env) in d.due_now(now) {
+                let i = u64::from_le_bytes(env.msg.body[..8].try_into().unwrap());
+                assert!(now >= due[&i], "message {i} early");
+                assert!(now < due[&i] + FINE, "message {i} late");
+                assert!(seen.insert(i), "message {i} twice");
+                d.settle(key, &env);
+            }
+            now += FINE;
+        }
+        assert_eq!(seen.len() as u64, n);
+        assert_eq!(d.pending(), 0);
+        d.destroy();
     }
 }

@@ -247,7 +247,11 @@ pub fn exchange(e: &Exchange, policies: &[Policy]) -> Value {
     m.insert("durable".into(), json!(e.durable));
     m.insert("internal".into(), json!(e.internal));
     m.insert("name".into(), json!(e.name));
-    m.insert("type".into(), json!(e.kind.as_str()));
+    m.insert("type".into(), json!(e.type_name()));
+    // As the delayed-message plugin reports it.
+    if let Some(n) = e.delayed_pending() {
+        m.insert("messages_delayed".into(), json!(n));
+    }
     m.insert(
         "user_who_performed_action".into(),
         json!(if e.name.is_empty() || e.name.starts_with("amq.") {

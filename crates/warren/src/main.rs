@@ -128,7 +128,28 @@ async fn bind(addr: IpAddr, port: u16, what: &str) -> Result<Option<TcpListener>
     Ok(Some(l))
 }
 
+/// Raises the soft open-files limit to the hard one: every connection, queue segment and
+/// delayed-message bucket holds descriptors, and a distribution's default soft limit
+/// (often 1024) is far below what a broker needs (RabbitMQ's packaging raises it too).
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            let wanted = r.rlim_max;
+            r.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                tracing::warn!("cannot raise the open-files limit to {wanted}");
+            }
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
+    raise_fd_limit();
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", args.data_dir.display()))?;
     let node_name = args
