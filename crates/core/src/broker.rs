@@ -55,6 +55,9 @@ impl Default for BrokerConfig {
 pub struct Alarms {
     disk: AtomicBool,
     memory: AtomicBool,
+    /// The memory high watermark in bytes (0 until the monitor sets it), as the API
+    /// shows it (`mem_limit`).
+    memory_limit: std::sync::atomic::AtomicU64,
     tx: watch::Sender<bool>,
 }
 
@@ -63,6 +66,7 @@ impl Alarms {
         Alarms {
             disk: AtomicBool::new(false),
             memory: AtomicBool::new(false),
+            memory_limit: std::sync::atomic::AtomicU64::new(0),
             tx: watch::channel(false).0,
         }
     }
@@ -93,6 +97,14 @@ impl Alarms {
 
     fn publish(&self) {
         self.tx.send_replace(self.any());
+    }
+
+    pub fn set_memory_limit(&self, bytes: u64) {
+        self.memory_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit.load(Ordering::Relaxed)
     }
 
     pub fn any(&self) -> bool {

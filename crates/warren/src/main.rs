@@ -2,6 +2,7 @@
 //! graceful shutdown. Everything else lives in the library crates.
 
 mod disk;
+mod memory;
 mod size;
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,6 +49,15 @@ struct Args {
     /// RabbitMQ's notation (50MB, 1GB, 2GiB, or bytes).
     #[arg(long, env = "WARREN_DISK_FREE_LIMIT", default_value = "50MB", value_parser = size::parse_size)]
     disk_free_limit: u64,
+    /// Memory high watermark as a fraction of the machine's (or cgroup's) memory:
+    /// above it, publishers are blocked until memory falls (RabbitMQ's
+    /// `vm_memory_high_watermark.relative`).
+    #[arg(long, env = "WARREN_VM_MEMORY_HIGH_WATERMARK", default_value_t = 0.4, value_parser = parse_fraction)]
+    vm_memory_high_watermark: f64,
+    /// The memory high watermark as an amount (`1GB`, `512MiB`, bytes); overrides the
+    /// fraction (RabbitMQ's `vm_memory_high_watermark.absolute`).
+    #[arg(long, env = "WARREN_VM_MEMORY_HIGH_WATERMARK_ABSOLUTE", value_parser = size::parse_size)]
+    vm_memory_high_watermark_absolute: Option<u64>,
     /// Size of each queue segment file (messages are appended to these).
     #[arg(long, env = "WARREN_SEGMENT_SIZE", default_value = "8MiB", value_parser = parse_segment_size)]
     segment_size: u32,
@@ -103,6 +113,15 @@ fn parse_segment_size(s: &str) -> Result<u32, String> {
         return Err(format!("segment size {n} must be between 4KiB and 1GiB"));
     }
     Ok(n as u32)
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f > 0.0 && f.is_finite() => Ok(f),
+        _ => Err(format!(
+            "invalid memory high watermark '{s}': expected a fraction of total memory such as 0.4 (or use --vm-memory-high-watermark-absolute)"
+        )),
+    }
 }
 
 fn hostname() -> String {
@@ -186,6 +205,22 @@ async fn run(args: Args) -> Result<(), String> {
     let web_stomp = bind(args.bind, args.web_stomp_port, "Web-STOMP").await?;
 
     let scheduler = tokio::spawn(broker.scheduler.clone().run());
+    let total_mem = memory::total_memory();
+    let mem_limit = memory::watermark(
+        args.vm_memory_high_watermark,
+        args.vm_memory_high_watermark_absolute,
+        total_mem,
+    );
+    tracing::info!(
+        "memory high watermark set to {} MiB ({mem_limit} bytes) of {} MiB ({total_mem} bytes) total",
+        mem_limit >> 20,
+        total_mem >> 20
+    );
+    let mem = tokio::spawn(memory::monitor(
+        broker.clone(),
+        mem_limit,
+        shutdown_rx.clone(),
+    ));
     let disk = tokio::spawn(disk::monitor(
         broker.clone(),
         args.data_dir.clone(),
@@ -301,6 +336,7 @@ async fn run(args: Args) -> Result<(), String> {
         tracing::warn!("connections did not close within 10s; exiting anyway");
     }
     disk.abort();
+    mem.abort();
     scheduler.abort();
     // Ack logs written, pending fsyncs done, definitions snapshotted.
     tokio::task::spawn_blocking(move || broker.shutdown())

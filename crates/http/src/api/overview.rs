@@ -171,7 +171,13 @@ fn node_json(state: &State) -> Value {
     put("partitions", json!([]));
     put("fd_total", json!(sys::fd_total()));
     put("sockets_total", json!(sys::fd_total()));
-    put("mem_limit", json!(total_mem * 2 / 5));
+    put(
+        "mem_limit",
+        json!(match b.alarms.memory_limit() {
+            0 => total_mem * 2 / 5,
+            l => l,
+        }),
+    );
     put("mem_alarm", json!(b.alarms.memory()));
     put("disk_free_limit", json!(state.cfg.disk_free_limit));
     put("disk_free_alarm", json!(b.alarms.disk()));
