@@ -38,6 +38,11 @@ impl Response {
         let r = match &self.body["reason"] {
             Value::String(s) => s.clone(),
             Value::Null => self.text.trim().to_string(),
+            Value::Array(parts) => parts
+                .iter()
+                .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(": "),
             other => other.to_string(),
         };
         r.replace("&lt;", "<")

@@ -237,7 +237,7 @@ impl Listing {
             .collect();
         if !unknown.is_empty() {
             let valid: Vec<&str> = self.columns.iter().map(|c| c.name).collect();
-            return Err(Failure::new(
+            return Err(Failure::invalid_arguments(
                 EX_USAGE,
                 format!(
                     "Info key(s) {} are not supported\nColumns must be some of: {}",
@@ -324,7 +324,10 @@ impl Ctx<'_> {
                     .info(&format!("Listing policies for vhost \"{v}\" ..."));
                 self.list_in_vhost(&format!("/api/policies/{vs}"), POLICIES)
             }
-            Command::AddUser { username, password } => self.add_user(username, password),
+            Command::AddUser {
+                username,
+                new_user_password,
+            } => self.add_user(username, new_user_password),
             Command::DeleteUser { username } => {
                 self.out.info(&format!("Deleting user \"{username}\" ..."));
                 let r = self
@@ -688,7 +691,7 @@ impl Ctx<'_> {
             s
         } else {
             let s = std::fs::read_to_string(path).map_err(|e| {
-                Failure::new(
+                Failure::invalid_arguments(
                     EX_DATAERR,
                     format!("Bad argument: File {path} cannot be read: {e}"),
                 )

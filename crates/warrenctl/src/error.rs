@@ -22,6 +22,8 @@ pub const EX_CONFIG: i32 = 78;
 pub struct Failure {
     pub code: i32,
     pub message: String,
+    /// Refused before anything was sent (rabbitmqctl's "argument validation" errors).
+    pub invalid_arguments: bool,
 }
 
 impl Failure {
@@ -29,6 +31,14 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            invalid_arguments: false,
+        }
+    }
+
+    pub fn invalid_arguments(code: i32, message: impl Into<String>) -> Self {
+        Failure {
+            invalid_arguments: true,
+            ..Failure::new(code, message)
         }
     }
 }

@@ -110,7 +110,12 @@ pub enum Command {
     /// List the policies of a vhost
     ListPolicies,
     /// Create a user
-    AddUser { username: String, password: String },
+    AddUser {
+        username: String,
+        // Not `password`: that id is the global --password's.
+        #[arg(value_name = "PASSWORD")]
+        new_user_password: String,
+    },
     /// Delete a user
     DeleteUser { username: String },
     /// Change a user's password
@@ -155,7 +160,7 @@ pub enum Command {
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i64,
         /// What the policy applies to: queues, exchanges or all
-        #[arg(long, default_value = "all")]
+        #[arg(long = "apply-to", default_value = "all")]
         apply_to: String,
     },
     /// Remove a policy from a vhost
@@ -166,10 +171,10 @@ pub enum Command {
     DeleteQueue {
         queue: String,
         /// Only if the queue has no consumers
-        #[arg(short = 'u', long)]
+        #[arg(short = 'u', long = "if-unused")]
         if_unused: bool,
         /// Only if the queue has no messages
-        #[arg(short = 'e', long)]
+        #[arg(short = 'e', long = "if-empty")]
         if_empty: bool,
     },
     /// Close a connection (named as list_connections name or pid shows it)
@@ -219,7 +224,7 @@ fn main() -> ExitCode {
                     "{}",
                     serde_json::json!({"message": f.message, "result": "error"})
                 );
-            } else if f.code == EX_USAGE {
+            } else if f.invalid_arguments {
                 eprintln!("Error (argument validation): {}", f.message);
             } else {
                 eprintln!("Error:\n{}", f.message);
