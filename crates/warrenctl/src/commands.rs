@@ -652,6 +652,10 @@ impl Ctx<'_> {
         if not_found(&r) {
             return Err(no_queue(queue, v, EX_USAGE));
         }
+        if r.status == 400 {
+            // In use or not empty: rabbitmqctl's code for these is 64.
+            return Err(Failure::new(EX_USAGE, r.reason()));
+        }
         if !r.ok() {
             return Err(r.unexpected());
         }
