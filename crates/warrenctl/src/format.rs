@@ -65,6 +65,8 @@ impl Column {
     pub fn json(&self, row: &Value) -> Value {
         let v = self.value(row);
         match self.kind {
+            // An absent value (no policy, no exclusive consumer) is '' to rabbitmqctl.
+            Kind::Plain if v.is_null() => Value::from(""),
             Kind::Plain => v,
             Kind::Table => typed_table(&v),
             Kind::JsonText => match v {
