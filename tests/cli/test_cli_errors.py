@@ -1,6 +1,8 @@
 """warrenctl's failures: messages on standard error and rabbitmqctl's exit codes."""
 
 import json
+import socket
+import time
 
 from conftest import free_port, run_ctl
 
@@ -111,3 +113,16 @@ def test_help_and_version_succeed():
     assert r.code == 0 and "list_queues" in r.out and "set_policy" in r.out, r
     r = run_ctl(["--version"], None, None, None)
     assert r.code == 0 and r.out.startswith("warrenctl "), r
+
+
+def test_a_broker_that_does_not_answer_times_out():
+    # Accepts the connection, never answers.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        started = time.time()
+        r = run_ctl(["-t", "1", "list_vhosts"], url)
+        assert r.code == 75, r
+        assert "did not answer in time" in r.err
+        assert time.time() - started < 10
