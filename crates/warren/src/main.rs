@@ -1,6 +1,7 @@
 //! The `warren` broker binary: command line, logging, listeners, resource monitors and
 //! graceful shutdown. Everything else lives in the library crates.
 
+mod config;
 mod disk;
 mod memory;
 mod size;
@@ -9,7 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use warren_core::{Broker, BrokerConfig};
@@ -78,6 +80,26 @@ struct Args {
     /// may set their own (`x-consumer-timeout`, or a `consumer-timeout` policy).
     #[arg(long, env = "WARREN_CONSUMER_TIMEOUT", default_value_t = 1_800_000)]
     consumer_timeout: u64,
+    /// A configuration file in RabbitMQ's `rabbitmq.conf` syntax; flags and `WARREN_*`
+    /// variables given explicitly override it.
+    #[arg(long, env = "WARREN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Heartbeat interval (s) the server proposes in `connection.tune`; 0 disables.
+    #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
+    heartbeat: u16,
+    /// Largest frame (bytes) the server accepts, proposed in `connection.tune`.
+    #[arg(long, env = "WARREN_FRAME_MAX", default_value_t = 131072, value_parser = clap::value_parser!(u32).range(4096..))]
+    frame_max: u32,
+    /// Most channels per connection, proposed in `connection.tune`.
+    #[arg(long, env = "WARREN_CHANNEL_MAX", default_value_t = 2047)]
+    channel_max: u16,
+    /// Largest message body (bytes) accepted; larger ones close the channel with 406
+    /// (RabbitMQ 4's default: 16 MiB).
+    #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1..=(512 << 20)))]
+    max_message_size: u64,
+    /// How long (ms) a client may take from TCP connect to `connection.open`.
+    #[arg(long, env = "WARREN_HANDSHAKE_TIMEOUT", default_value_t = 10_000)]
+    handshake_timeout: u64,
     /// A definitions file (RabbitMQ's JSON export format) to import at start, as
     /// RabbitMQ's `load_definitions`: users, vhosts, permissions, policies, exchanges,
     /// queues and bindings it names are created or updated.
@@ -85,17 +107,172 @@ struct Args {
     load_definitions: Option<PathBuf>,
 }
 
+/// Settings the configuration file makes that have no flag of their own.
+#[derive(Default)]
+struct FileOnly {
+    default_user: Option<String>,
+    default_pass: Option<String>,
+    default_vhost: Option<String>,
+    loopback_users: Option<Vec<String>>,
+    log_level: Option<String>,
+}
+
+/// Reads `--config` and applies it under the flags: a setting from the file is used
+/// only where the flag was not given on the command line or in the environment.
+fn apply_config(
+    args: &mut Args,
+    matches: &clap::ArgMatches,
+) -> Result<(FileOnly, Vec<String>), String> {
+    let mut extra = FileOnly::default();
+    let Some(path) = args.config.clone() else {
+        return Ok((extra, vec![]));
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
+    let parsed =
+        config::parse(&text).map_err(|e| format!("configuration file {}: {e}", path.display()))?;
+    let explicit = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    // Re-parse with the file's values as defaults, then restore what was explicit:
+    // clap does the value checking for the file too.
+    let mut argv: Vec<std::ffi::OsString> = vec!["warren".into()];
+    let mut loopback: Vec<String> = vec!["guest".into()];
+    for s in &parsed.settings {
+        match s {
+            config::Setting::Flag(id, v) if !explicit(id) => {
+                argv.push(format!("--{}", id.replace('_', "-")).into());
+                argv.push(v.into());
+            }
+            config::Setting::Flag(..) => {}
+            config::Setting::Bind(ip) if !explicit("bind") => {
+                argv.push("--bind".into());
+                argv.push(ip.to_string().into());
+            }
+            config::Setting::Bind(_) => {}
+            config::Setting::DefaultUser(u) => extra.default_user = Some(u.clone()),
+            config::Setting::DefaultPass(p) => extra.default_pass = Some(p.clone()),
+            config::Setting::DefaultVhost(v) => extra.default_vhost = Some(v.clone()),
+            config::Setting::LoopbackUser(u, on) => {
+                loopback.retain(|x| x != u);
+                if *on {
+                    loopback.push(u.clone());
+                }
+                extra.loopback_users = Some(loopback.clone());
+            }
+            config::Setting::NoLoopbackUsers => {
+                loopback.clear();
+                extra.loopback_users = Some(vec![]);
+            }
+            config::Setting::DiskFreeRelative(f) if !explicit("disk_free_limit") => {
+                let bytes = (f * memory::total_memory() as f64) as u64;
+                argv.push("--disk-free-limit".into());
+                argv.push(bytes.to_string().into());
+            }
+            config::Setting::DiskFreeRelative(_) => {}
+            config::Setting::LogLevel(l) => extra.log_level = Some(l.clone()),
+        }
+    }
+    let from_file = Args::command().try_get_matches_from(&argv).map_err(|e| {
+        // Name the key and line: find the setting clap refused by checking each alone.
+        let culprit = parsed
+            .settings
+            .iter()
+            .zip(&parsed.origins)
+            .find_map(|(s, (line, key))| match s {
+                config::Setting::Flag(id, v) => {
+                    let flag = format!("--{}", id.replace('_', "-"));
+                    let one = ["warren", flag.as_str(), v.as_str()];
+                    let err = Args::command().try_get_matches_from(one).err()?;
+                    let text = err.render().to_string();
+                    let why = text.lines().next().unwrap_or("invalid value");
+                    Some(format!("line {line}: invalid value for '{key}': {why}"))
+                }
+                _ => None,
+            });
+        format!(
+            "configuration file {}: {}",
+            path.display(),
+            culprit.unwrap_or_else(|| e.render().to_string().lines().next().unwrap_or("").into())
+        )
+    })?;
+    let mut merged = Args::from_arg_matches(&from_file).map_err(|e| e.to_string())?;
+    // Everything given explicitly comes from the command line / environment.
+    let cli = Args::from_arg_matches(matches).map_err(|e| e.to_string())?;
+    macro_rules! keep_explicit {
+        ($($f:ident),*) => { $( if explicit(stringify!($f)) { merged.$f = cli.$f.clone(); } )* };
+    }
+    keep_explicit!(
+        bind,
+        amqp_port,
+        http_port,
+        mqtt_port,
+        stomp_port,
+        web_mqtt_port,
+        web_stomp_port,
+        prometheus_port,
+        data_dir,
+        disk_free_limit,
+        vm_memory_high_watermark,
+        vm_memory_high_watermark_absolute,
+        segment_size,
+        sync_topology,
+        node_name,
+        stats_interval,
+        consumer_timeout,
+        heartbeat,
+        frame_max,
+        channel_max,
+        max_message_size,
+        handshake_timeout,
+        load_definitions
+    );
+    // Flags the file cannot set keep their command-line values.
+    merged.data_dir = cli.data_dir;
+    merged.segment_size = cli.segment_size;
+    merged.sync_topology = cli.sync_topology;
+    merged.node_name = cli.node_name;
+    merged.config = cli.config;
+    *args = merged;
+    Ok((extra, parsed.warnings))
+}
+
 fn main() {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let (extra, warnings) = match apply_config(&mut args, &matches) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            std::process::exit(1);
+        }
+    };
     use std::io::IsTerminal;
+    let level = match extra.log_level.as_deref() {
+        Some("warning") => "warn",
+        Some("critical") => "error",
+        Some("none") => "off",
+        Some(l) => l,
+        None => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .init();
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(path) = &args.config {
+        tracing::info!(file = %path.display(), "configuration file read");
+    }
+    let args = (args, extra);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("warren")
@@ -167,7 +344,7 @@ fn raise_fd_limit() {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
     raise_fd_limit();
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", args.data_dir.display()))?;
@@ -175,12 +352,16 @@ async fn run(args: Args) -> Result<(), String> {
         .node_name
         .clone()
         .unwrap_or_else(|| format!("warren@{}", hostname()));
+    let defaults = BrokerConfig::default();
     let broker = Broker::open(BrokerConfig {
         node_name: node_name.clone(),
         data_dir: args.data_dir.clone(),
         segment_size: args.segment_size,
         sync_topology: args.sync_topology,
-        ..Default::default()
+        default_user: extra.default_user.unwrap_or(defaults.default_user),
+        default_pass: extra.default_pass.unwrap_or(defaults.default_pass),
+        default_vhost: extra.default_vhost.unwrap_or(defaults.default_vhost),
+        loopback_users: extra.loopback_users.unwrap_or(defaults.loopback_users),
     })?;
     // Management state (topic permissions among it) loaded before the first connection.
     broker.management();
@@ -231,6 +412,11 @@ async fn run(args: Args) -> Result<(), String> {
     let mut tasks = Vec::new();
     let amqp_cfg = warren_amqp::AmqpConfig {
         cluster_name: node_name.clone(),
+        heartbeat: args.heartbeat,
+        frame_max: args.frame_max,
+        channel_max: args.channel_max,
+        max_message_size: args.max_message_size,
+        handshake_timeout: Duration::from_millis(args.handshake_timeout.max(1)),
         consumer_timeout: (args.consumer_timeout > 0)
             .then(|| Duration::from_millis(args.consumer_timeout)),
         ..Default::default()
