@@ -230,3 +230,31 @@ def test_filter_and_sort(ui, broker, uniq):
         ui.d.execute_script("sessionStorage.removeItem('warren.list.queues')")
         for n in names:
             broker.api("DELETE", f"/api/queues/%2F/{q(n)}")
+
+
+def test_move_messages(ui, broker, uniq):
+    src, dest = uniq("src"), uniq("dest")
+    assert broker.api("PUT", f"/api/queues/%2F/{q(src)}", {"durable": True}).status_code == 201
+    for i in range(5):
+        broker.api("POST", "/api/exchanges/%2F/amq.default/publish",
+                   {"properties": {"delivery_mode": 2}, "routing_key": src, "payload": f"m{i}", "payload_encoding": "string"})
+    try:
+        ui.open(f"queues/%2F/{q(src)}")
+        ui.wait(lambda: figure(ui, "total") == "5", what="5 messages")
+        form = ui.wait_css("#move-card form")
+        ui.fill(ui.field("dest-queue", form), dest)
+        ui.button("Move messages", form).click()
+        assert dest in ui.toast("ok", "Messages moved")
+        ui.wait(lambda: figure(ui, "total") == "0", what="an empty source")
+        # The destination was created (durable, as RabbitMQ's shovel declares it) and
+        # has the messages in order.
+        assert broker.get(f"/api/queues/%2F/{q(dest)}")["durable"] is True
+        got = broker.api("POST", f"/api/queues/%2F/{q(dest)}/get", {"count": 10, "ackmode": "ack_requeue_false", "encoding": "auto"}).json()
+        assert [m["payload"] for m in got] == [f"m{i}" for i in range(5)]
+        # Moving to itself is refused in the form.
+        ui.fill(ui.field("dest-queue", form), src)
+        ui.button("Move messages", form).click()
+        assert "is this queue" in ui.toast("error")
+    finally:
+        broker.api("DELETE", f"/api/queues/%2F/{q(src)}")
+        broker.api("DELETE", f"/api/queues/%2F/{q(dest)}")
