@@ -258,3 +258,21 @@ def test_move_messages(ui, broker, uniq):
     finally:
         broker.api("DELETE", f"/api/queues/%2F/{q(src)}")
         broker.api("DELETE", f"/api/queues/%2F/{q(dest)}")
+
+
+def test_live_refresh_updates_rows_in_place(ui, broker, uniq):
+    """A refresh replaces only what changed: the row (and the button under the pointer)
+    stays the same element while its counts move."""
+    name = uniq("q")
+    assert broker.api("PUT", f"/api/queues/%2F/{q(name)}", {}).status_code == 201
+    try:
+        ui.open("queues", refresh_ms=2000)
+        row = ui.row("queues", name)
+        name_cell = row.find_elements("css selector", "td.name")[0]
+        broker.api("POST", "/api/exchanges/%2F/amq.default/publish",
+                   {"properties": {}, "routing_key": name, "payload": "x", "payload_encoding": "string"})
+        ui.wait(lambda: " 1 " in f" {row.text} ", what="the count to reach 1 in the same row")
+        time.sleep(4.5)  # two more refreshes
+        assert row.get_attribute("data-name") == name and name_cell.text == name
+    finally:
+        broker.api("DELETE", f"/api/queues/%2F/{q(name)}")

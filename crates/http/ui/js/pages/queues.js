@@ -7,7 +7,7 @@
 import { del, enc, get, post, put, query } from '../api.js';
 import { ArgsEditor, QUEUE_ARGS } from '../args.js';
 import { LineChart, windowControl } from '../chart.js';
-import { act, card, chip, confirm, empty, formDialog, h, kv, pageHead, statePill, toast } from '../dom.js';
+import { act, card, chip, confirm, empty, formDialog, h, kv, pageHead, statePill, swap, toast } from '../dom.js';
 import { bytes, dateTime, num, rate, rateOf, value, yes } from '../fmt.js';
 import { bindForm, bindingsTable, buttons, checkbox, featureChips, input, namesList, publishForm, row, select, vhostSelect } from '../forms.js';
 import { defaultVhost, navigate, refreshNow, route, state } from '../state.js';
@@ -147,6 +147,12 @@ function moveForm(vhost, name) {
   return form;
 }
 
+/** The feature chips for a page title: nothing (rather than a dash) without features. */
+function featureBadges(q) {
+  const c = featureChips(q);
+  return c.classList.contains('chips') ? c : null;
+}
+
 function messageView(m, n) {
   const props = Object.entries(m.properties || {}).filter(([k]) => k !== 'headers');
   const headers = Object.entries((m.properties || {}).headers || {});
@@ -212,7 +218,7 @@ export function detail(vhost, name) {
     head.replaceChildren(pageHead({
       crumbs: [['Queues', '#/queues'], [vhost, null]],
       title: name,
-      badges: [statePill(q.state), ' ', featureChips(q)],
+      badges: [statePill(q.state), featureBadges(q)],
       actions: [purgeBtn, delBtn],
     }));
     const fig = (label, v, key) => h('div', { class: 'figure', dataset: { figure: key } }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, v));
@@ -241,8 +247,8 @@ export function detail(vhost, name) {
       q.single_active_consumer_tag ? ['Single active consumer', h('code', null, q.single_active_consumer_tag)] : null,
       ['Node', q.node],
     ]));
-    consumers.replaceChildren(consumerTable(q.consumer_details || [], 'channel'));
-    bindings.replaceChildren(bindingsTable(binds, { side: 'source', vhost }));
+    swap(consumers, consumerTable(q.consumer_details || [], 'channel'));
+    swap(bindings, bindingsTable(binds, { side: 'source', vhost }));
   }
 
   async function purge(button) {
