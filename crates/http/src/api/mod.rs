@@ -14,6 +14,7 @@ mod overview;
 mod parameters;
 mod permissions;
 mod queues;
+mod shovel;
 mod users;
 mod vhosts;
 

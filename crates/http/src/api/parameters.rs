@@ -2,8 +2,9 @@
 //!
 //! Policies live in their vhost, which applies them. Operator policies and vhost limits
 //! are runtime parameters (components `operator_policy` and `vhost-limits`), as in
-//! RabbitMQ; no other component is known (RabbitMQ without its federation and shovel
-//! plugins refuses theirs the same way).
+//! RabbitMQ. Component `shovel` is a one-shot move of messages between local queues,
+//! run at once and not kept (see `shovel`); no other component is known (RabbitMQ
+//! without its federation plugin refuses that one the same way).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
@@ -17,6 +18,7 @@ use crate::State;
 
 const OPERATOR_POLICY: &str = "operator_policy";
 const VHOST_LIMITS: &str = "vhost-limits";
+const SHOVEL: &str = "shovel";
 const KNOWN_COMPONENTS: &[&str] = &[OPERATOR_POLICY, VHOST_LIMITS];
 
 fn require_policymaker(caller: &Caller) -> Result<(), ApiError> {
@@ -313,6 +315,11 @@ pub async fn put(
     super::vhost_exists(&state, &vhost)?;
     let body = body_json(&body, "not_json")?;
     require_keys(&body, &["value"])?;
+    if component == SHOVEL {
+        let moved = super::shovel::run(&state, &caller, &vhost, &body["value"]).await?;
+        tracing::info!(vhost = %vhost, shovel = %name, moved, "one-shot shovel done");
+        return created(true);
+    }
     if !KNOWN_COMPONENTS.contains(&component.as_str()) {
         return Err(ApiError::bad(format!(
             "Validation failed\n\ncomponent {component} not found\n"

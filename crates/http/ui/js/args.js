@@ -132,8 +132,8 @@ export class ArgsEditor {
     for (const row of this.rows.children) {
       const [k, v] = row.querySelectorAll('input');
       const sel = row.querySelector('select');
-      const type = sel ? sel.value : this.typeOf(key);
       const key = k.value.trim();
+      const type = sel ? sel.value : this.typeOf(key);
       if (!key) {
         if (v.value.trim()) throw new Error(`A value (${v.value}) has no key`);
         continue;

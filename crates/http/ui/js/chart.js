@@ -166,6 +166,21 @@ export class LineChart {
 
   renderLegend() {
     const last = this.hist.samples[this.hist.samples.length - 1];
+    const shown = this.legend.children;
+    if (shown.length === this.series.length) {
+      // Updated in place: a click on a legend entry is never lost to a refresh.
+      this.series.forEach((se, i) => {
+        const v = last ? last.v[se.key] : null;
+        const off = this.hist.hidden.has(se.key);
+        const b = shown[i];
+        b.className = off ? 'off' : '';
+        b.setAttribute('aria-pressed', String(!off));
+        b.title = off ? 'Show' : 'Hide';
+        b.dataset.value = v == null ? '' : String(v);
+        b.querySelector('.val').textContent = v == null ? '—' : this.format(v);
+      });
+      return;
+    }
     this.legend.replaceChildren(...this.series.map((se, i) => {
       const v = last ? last.v[se.key] : null;
       const off = this.hist.hidden.has(se.key);
@@ -173,7 +188,7 @@ export class LineChart {
         type: 'button', class: off ? 'off' : null, 'aria-pressed': String(!off), title: off ? 'Show' : 'Hide',
         dataset: { series: se.key, value: v == null ? '' : String(v) },
         onclick: () => {
-          if (off) this.hist.hidden.delete(se.key); else this.hist.hidden.add(se.key);
+          if (this.hist.hidden.has(se.key)) this.hist.hidden.delete(se.key); else this.hist.hidden.add(se.key);
           this.render();
         },
       }, h('span', { class: `swatch s${(i % 8) + 1}` }), se.label, h('span', { class: 'val' }, v == null ? '—' : this.format(v)));

@@ -40,6 +40,58 @@ function add(el, children) {
   }
 }
 
+/**
+ * Brings the rows of `tbody` to those of `fresh` (another tbody), keeping every row and
+ * cell whose content did not change: a live refresh then leaves alone the button under
+ * the pointer, a text selection and keyboard focus. Rows are matched by `data-name`
+ * (else by position).
+ */
+export function morphRows(tbody, fresh) {
+  // The same name may appear more than once (one per vhost): its n-th row is matched
+  // with its n-th row.
+  const keys = (body) => {
+    const seen = new Map();
+    return [...body.rows].map((r, i) => {
+      if (r.dataset.name === undefined) return 'i:' + i;
+      const n = (seen.get(r.dataset.name) || 0) + 1;
+      seen.set(r.dataset.name, n);
+      return `n:${n}:${r.dataset.name}`;
+    });
+  };
+  const oldKeys = keys(tbody);
+  const old = new Map([...tbody.rows].map((r, i) => [oldKeys[i], r]));
+  const freshKeys = keys(fresh);
+  const rows = [...fresh.rows].map((r, i) => {
+    const o = old.get(freshKeys[i]);
+    if (!o || o.cells.length !== r.cells.length || o.className !== r.className) return r;
+    [...r.cells].forEach((c, j) => {
+      const oc = o.cells[j];
+      if (oc.innerHTML !== c.innerHTML || oc.className !== c.className || oc.colSpan !== c.colSpan) oc.replaceWith(c);
+    });
+    return o;
+  });
+  rows.forEach((r, i) => {
+    if (tbody.rows[i] !== r) tbody.insertBefore(r, tbody.rows[i] || null);
+  });
+  while (tbody.rows.length > rows.length) tbody.rows[rows.length].remove();
+}
+
+/**
+ * Shows `node` in `container`: when both the shown and the new node are tables with the
+ * same head, only the changed rows and cells are replaced (see morphRows).
+ */
+export function swap(container, node) {
+  const cur = container.firstElementChild;
+  if (cur && container.childElementCount === 1 && cur.className === node.className) {
+    const [a, b] = [cur, node].map((n) => (n.tagName === 'TABLE' ? n : n.querySelector(':scope > table')));
+    if (a && b && a.tHead && b.tHead && a.tHead.innerHTML === b.tHead.innerHTML && a.tBodies[0] && b.tBodies[0]) {
+      morphRows(a.tBodies[0], b.tBodies[0]);
+      return;
+    }
+  }
+  container.replaceChildren(node);
+}
+
 export function clear(el, ...children) {
   el.replaceChildren();
   add(el, children);

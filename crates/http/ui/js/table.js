@@ -3,7 +3,7 @@
 // small lists that are sorted in the browser.
 
 import { get, query } from './api.js';
-import { empty, h } from './dom.js';
+import { empty, h, morphRows } from './dom.js';
 import { num } from './fmt.js';
 
 function headRows(columns, sorted, onSort) {
@@ -98,12 +98,14 @@ export class ListTable {
   }
 
   drawHead() {
-    this.thead.replaceChildren(...headRows(this.shownColumns, this.st, (c) => {
+    const rows = headRows(this.shownColumns, this.st, (c) => {
       if (this.st.sort === c.sort) this.st.reverse = !this.st.reverse;
       else { this.st.sort = c.sort; this.st.reverse = !!c.num; }
       this.save();
       this.refresh();
-    }));
+    });
+    // Redrawn only when it changes, so a click on a header is never lost to a refresh.
+    if (rows.map((r) => r.outerHTML).join('') !== this.thead.innerHTML) this.thead.replaceChildren(...rows);
   }
 
   async refresh() {
@@ -145,7 +147,9 @@ export class ListTable {
       this.tbody.replaceChildren(h('tr', null, h('td', { colspan: this.shownColumns.length },
         empty({ small: true, title: `No ${this.noun} match “${this.st.filter}”`, text: 'Change or clear the filter.' }))));
     } else {
-      this.tbody.replaceChildren(...items.map((it) => h('tr', { dataset: { name: it.name ?? '' } }, this.shownColumns.map((c) => cell(c, it)))));
+      const fresh = h('tbody', null, items.map((it) => h('tr', { dataset: { name: it.name ?? '' } }, this.shownColumns.map((c) => cell(c, it)))));
+      if (this.tbody.querySelector('td.loading, .empty')) this.tbody.replaceChildren(...fresh.rows);
+      else morphRows(this.tbody, fresh);
     }
     this.summary.textContent = filtered === total
       ? `${num(total)} ${this.noun}`

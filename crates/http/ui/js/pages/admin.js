@@ -3,7 +3,7 @@
 
 import { del, enc, get, post, put } from '../api.js';
 import { ArgsEditor, POLICY_KEYS } from '../args.js';
-import { act, card, chip, confirm, download, empty, formDialog, h, icon, kv, pageHead, toast } from '../dom.js';
+import { act, card, chip, confirm, download, empty, formDialog, h, icon, kv, pageHead, swap, toast } from '../dom.js';
 import { num, rate, rateOf, value } from '../fmt.js';
 import { buttons, input, row, select, vhostSelect } from '../forms.js';
 import { defaultVhost, isAdmin, navigate, refreshNow, route, state } from '../state.js';
@@ -75,7 +75,7 @@ export function users() {
     const [list, perms] = await Promise.all([get('/users'), get('/permissions')]);
     const access = new Map();
     for (const p of perms) access.set(p.user, [...(access.get(p.user) || []), p.vhost]);
-    body.replaceChildren(simpleTable([
+    swap(body, simpleTable([
       { title: 'Name', cls: 'name', render: (u) => h('a', { href: route('users', u.name) }, u.name) },
       { title: 'Tags', render: (u) => tagChips(tagsOf(u)) },
       { title: 'Can access virtual hosts', render: (u) => {
@@ -179,8 +179,8 @@ export function user(name) {
       ['Hashing', current.hashing_algorithm || '—'],
       ['Limits', Object.keys(current.limits || {}).length ? value(current.limits) : 'none'],
     ]));
-    perms.replaceChildren(permTable(p, { show: 'vhost' }));
-    topics.replaceChildren(permTable(tp, { show: 'vhost', topic: true }));
+    swap(perms, permTable(p, { show: 'vhost' }));
+    swap(topics, permTable(tp, { show: 'vhost', topic: true }));
   }
   return { el, refresh, title: name };
 }
@@ -219,7 +219,7 @@ export function vhosts() {
     const [list, perms] = await Promise.all([get('/vhosts'), get('/permissions')]);
     const users = new Map();
     for (const p of perms) users.set(p.vhost, [...(users.get(p.vhost) || []), p.user]);
-    body.replaceChildren(simpleTable([
+    swap(body, simpleTable([
       { title: 'Name', cls: 'name', render: (v) => [h('a', { href: route('vhosts', v.name) }, v.name), v.description ? h('span', { class: 'secondary' }, v.description) : null] },
       { title: 'Users', render: (v) => {
         const u = users.get(v.name) || [];
@@ -269,7 +269,7 @@ export function vhost(name) {
       ['Publish rate', rate(rateOf(v.message_stats, 'publish'))],
       ['Tracing', v.tracing ? 'on' : 'off'],
     ]));
-    perms.replaceChildren(permTable(p, { show: 'user' }));
+    swap(perms, permTable(p, { show: 'user' }));
   }
   return { el, refresh, title: name };
 }
@@ -307,7 +307,7 @@ export function policies() {
     card({ title: 'Policies', body, flush: true }));
   async function refresh() {
     const list = await get(state.vhost ? `/policies/${enc(state.vhost)}` : '/policies');
-    body.replaceChildren(simpleTable([
+    swap(body, simpleTable([
       { title: 'Virtual host', render: (p) => p.vhost },
       { title: 'Name', cls: 'name', render: (p) => p.name },
       { title: 'Pattern', render: (p) => h('code', null, p.pattern) },

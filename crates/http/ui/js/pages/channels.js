@@ -2,7 +2,7 @@
 
 import { enc, get } from '../api.js';
 import { LineChart, windowControl } from '../chart.js';
-import { card, chip, empty, h, kv, pageHead, statePill } from '../dom.js';
+import { card, chip, empty, h, kv, pageHead, statePill, swap } from '../dom.js';
 import { num, rate, rateOf, value, yes } from '../fmt.js';
 import { route, state } from '../state.js';
 import { ListTable, simpleTable } from '../table.js';
@@ -88,7 +88,7 @@ export function detail(name) {
       ['Confirm mode', yes(c.confirm)],
       ['Transactional', yes(c.transactional)],
     ]));
-    consumers.replaceChildren(consumerTable(c.consumer_details || [], 'queue'));
+    swap(consumers, consumerTable(c.consumer_details || [], 'queue'));
   }
 
   return { el, refresh, title: name };

@@ -3,7 +3,7 @@
 
 import { del, enc, get } from '../api.js';
 import { LineChart, windowControl } from '../chart.js';
-import { act, card, chip, empty, h, kv, modal, pageHead, statePill } from '../dom.js';
+import { act, card, chip, empty, h, kv, modal, pageHead, statePill, swap } from '../dom.js';
 import { ago, byteRate, bytes, dateTime, num, rate, rateOf, value } from '../fmt.js';
 import { navigate, refreshNow, route, state } from '../state.js';
 import { ListTable, simpleTable } from '../table.js';
@@ -118,7 +118,7 @@ export function detail(name) {
       ...Object.entries(cp).filter(([k]) => k !== 'capabilities').map(([k, v]) => [k, value(v)]),
       Object.keys(caps).length ? ['capabilities', h('span', { class: 'chips' }, Object.entries(caps).map(([k, v]) => chip(k, v ? 'info' : null, v ? 'supported' : 'not supported')))] : null,
     ]));
-    chans.replaceChildren(channelTable(channels, 'This connection has no open channels.'));
+    swap(chans, channelTable(channels, 'This connection has no open channels.'));
   }
 
   return { el, refresh, title: name };

@@ -3,7 +3,7 @@
 
 import { del, enc, exSeg, get, put, query } from '../api.js';
 import { ArgsEditor, EXCHANGE_ARGS } from '../args.js';
-import { act, card, chip, confirm, empty, formDialog, h, kv, pageHead, toast } from '../dom.js';
+import { act, card, chip, confirm, empty, formDialog, h, kv, pageHead, swap, toast } from '../dom.js';
 import { rate, rateOf, value, yes } from '../fmt.js';
 import { bindForm, bindingsTable, checkbox, featureChips, input, publishForm, row, select, vhostSelect } from '../forms.js';
 import { defaultVhost, navigate, refreshNow, route, state } from '../state.js';
@@ -125,8 +125,8 @@ export function detail(vhost, seg) {
     if (isDefault) {
       from.replaceChildren(h('div', { class: 'card-body' }, empty({ small: true, iconName: 'binding', title: 'Bound to every queue', text: 'The default exchange routes a message to the queue named by its routing key; its bindings cannot be changed.' })));
     } else {
-      from.replaceChildren(bindingsTable(source, { side: 'destination', vhost }));
-      to.replaceChildren(bindingsTable(dest, { side: 'source', vhost }));
+      swap(from, bindingsTable(source, { side: 'destination', vhost }));
+      swap(to, bindingsTable(dest, { side: 'source', vhost }));
     }
   }
 

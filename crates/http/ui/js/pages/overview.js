@@ -3,7 +3,7 @@
 
 import { ApiError, enc, get } from '../api.js';
 import { LineChart, windowControl } from '../chart.js';
-import { card, chip, empty, h, kv, meter, pageHead, pill } from '../dom.js';
+import { card, chip, empty, h, kv, meter, pageHead, pill, swap } from '../dom.js';
 import { bytes, duration, num, rate, rateOf } from '../fmt.js';
 import { isMonitor, state } from '../state.js';
 import { simpleTable } from '../table.js';
@@ -137,7 +137,7 @@ export function page() {
       { what: 'Queues', a: 'queue_created', b: 'queue_deleted' },
       { what: 'Queue declarations', a: 'queue_declared', b: null },
     ];
-    churnBody.replaceChildren(simpleTable([
+    swap(churnBody, simpleTable([
       { title: 'Object', render: (i) => i.what, cls: 'name' },
       { title: 'Created', render: (i) => cellOf(i.a), num: true, cls: 'churn' },
       { title: 'Closed / deleted', render: (i) => (i.b ? cellOf(i.b) : h('span', { class: 'faint' }, '—')), num: true, cls: 'churn' },
@@ -146,7 +146,7 @@ export function page() {
 
   function drawListeners(ls) {
     const names = { amqp: 'AMQP 0-9-1', http: 'HTTP (management)', 'http/prometheus': 'Prometheus', mqtt: 'MQTT', stomp: 'STOMP', 'http/web-mqtt': 'Web MQTT', 'http/web-stomp': 'Web STOMP' };
-    listenersBody.replaceChildren(simpleTable([
+    swap(listenersBody, simpleTable([
       { title: 'Protocol', render: (l) => h('span', null, h('b', null, l.protocol), h('span', { class: 'secondary' }, names[l.protocol] || '')), cls: 'name' },
       { title: 'Bound to', render: (l) => h('code', null, l.ip_address) },
       { title: 'Port', render: (l) => String(l.port), num: true },

@@ -1,15 +1,15 @@
 // Queues: the list with counts and rates, adding one, and a queue's page (charts,
-// consumers, bindings, publish, get messages, purge, delete).
+// consumers, bindings, publish, get messages, move messages, purge, delete).
 //
-// Moving messages to another queue is not offered: RabbitMQ's UI does it with a
-// dynamic shovel (the shovel plugin's parameters), which Warren does not implement.
+// Moving messages is done as RabbitMQ's UI does it: a one-shot shovel parameter that
+// moves the messages ready now to the destination queue.
 
 import { del, enc, get, post, put, query } from '../api.js';
 import { ArgsEditor, QUEUE_ARGS } from '../args.js';
 import { LineChart, windowControl } from '../chart.js';
-import { act, card, chip, confirm, empty, formDialog, h, kv, pageHead, statePill, toast } from '../dom.js';
+import { act, card, chip, confirm, empty, formDialog, h, kv, pageHead, statePill, swap, toast } from '../dom.js';
 import { bytes, dateTime, num, rate, rateOf, value, yes } from '../fmt.js';
-import { bindForm, bindingsTable, buttons, checkbox, featureChips, input, publishForm, row, select, vhostSelect } from '../forms.js';
+import { bindForm, bindingsTable, buttons, checkbox, featureChips, input, namesList, publishForm, row, select, vhostSelect } from '../forms.js';
 import { defaultVhost, navigate, refreshNow, route, state } from '../state.js';
 import { ListTable } from '../table.js';
 import { consumerTable } from './channels.js';
@@ -117,6 +117,42 @@ function getForm(vhost, name) {
   return h('div', null, form, results);
 }
 
+/** RabbitMQ's "Move messages": a shovel that deletes itself once the queue's current
+ * messages are moved. */
+function moveForm(vhost, name) {
+  const { list, load } = namesList('queues', vhost);
+  const dest = input('dest-queue', { list: list.id, placeholder: 'queue name', required: true });
+  dest.addEventListener('focus', load);
+  const btn = h('button', { type: 'submit', class: 'primary', id: 'move-messages' }, 'Move messages');
+  const form = h('form', { class: 'form move-form' },
+    h('p', { class: 'muted wide', style: { margin: '0' } }, 'Moves the messages ready in this queue now to another queue of this virtual host (a missing one is created, durable). Each message is acknowledged here only once the destination has it.'),
+    row('Destination queue', [dest, list]),
+    buttons(btn));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const to = dest.value.trim();
+    if (!to) { toast('error', 'Cannot move messages', 'Enter the destination queue.'); return; }
+    if (to === name) { toast('error', 'Cannot move messages', 'The destination is this queue.'); return; }
+    const uri = 'amqp:///' + enc(vhost);
+    const shovel = `Move from ${name}`;
+    const value = {
+      'src-uri': uri, 'src-queue': name, 'src-protocol': 'amqp091', 'src-prefetch-count': 1000,
+      'src-delete-after': 'queue-length', 'dest-protocol': 'amqp091', 'dest-uri': uri,
+      'dest-add-forward-headers': false, 'ack-mode': 'on-confirm', 'dest-queue': to,
+    };
+    const done = await act(btn, () => put(`/parameters/shovel/${enc(vhost)}/${enc(shovel)}`, { component: 'shovel', vhost, name: shovel, value }).then(() => true),
+      'Messages moved', `from ${name} to ${to}`, 'Move failed');
+    if (done) { dest.value = ''; refreshNow(); }
+  });
+  return form;
+}
+
+/** The feature chips for a page title: nothing (rather than a dash) without features. */
+function featureBadges(q) {
+  const c = featureChips(q);
+  return c.classList.contains('chips') ? c : null;
+}
+
 function messageView(m, n) {
   const props = Object.entries(m.properties || {}).filter(([k]) => k !== 'headers');
   const headers = Object.entries((m.properties || {}).headers || {});
@@ -158,7 +194,9 @@ export function detail(vhost, name) {
           h('div', { class: 'card-body' }, h('h3', null, 'Add binding to this queue'), h('div', { style: { marginTop: '10px' } }, bindForm({ vhost, queue: name })))] })),
       card({ title: 'Details', body: info })),
     h('div', { class: 'grid two' },
-      card({ title: 'Get messages', body: getForm(vhost, name), id: 'get-card' }),
+      h('div', null,
+        card({ title: 'Get messages', body: getForm(vhost, name), id: 'get-card' }),
+        card({ title: 'Move messages', body: moveForm(vhost, name), id: 'move-card' })),
       card({ title: 'Publish message', body: publishForm({ vhost, exchange: '', routingKey: name, fixedKey: true }), id: 'publish-card' })));
   let gone = false;
 
@@ -180,7 +218,7 @@ export function detail(vhost, name) {
     head.replaceChildren(pageHead({
       crumbs: [['Queues', '#/queues'], [vhost, null]],
       title: name,
-      badges: [statePill(q.state), ' ', featureChips(q)],
+      badges: [statePill(q.state), featureBadges(q)],
       actions: [purgeBtn, delBtn],
     }));
     const fig = (label, v, key) => h('div', { class: 'figure', dataset: { figure: key } }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, v));
@@ -209,8 +247,8 @@ export function detail(vhost, name) {
       q.single_active_consumer_tag ? ['Single active consumer', h('code', null, q.single_active_consumer_tag)] : null,
       ['Node', q.node],
     ]));
-    consumers.replaceChildren(consumerTable(q.consumer_details || [], 'channel'));
-    bindings.replaceChildren(bindingsTable(binds, { side: 'source', vhost }));
+    swap(consumers, consumerTable(q.consumer_details || [], 'channel'));
+    swap(bindings, bindingsTable(binds, { side: 'source', vhost }));
   }
 
   async function purge(button) {
