@@ -638,6 +638,9 @@ impl Connection {
                         ),
                     ));
                 }
+                if let Some(e) = self.ctx.broker.channel_refusal(&self.ctx.user.name) {
+                    return Err(AmqpError::Connection(e, ids.0, ids.1));
+                }
                 let ch = Channel::new(id, &self.ctx);
                 self.track_channel(id, Some(ch.shared.clone()));
                 self.channels.insert(id, ch);

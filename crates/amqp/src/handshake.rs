@@ -317,6 +317,9 @@ pub async fn handshake(
             40,
         ));
     }
+    if let Some(e) = broker.connection_refusal(&user.name, vhost_name) {
+        return Err(HandshakeEnd::Error(e, 10, 40));
+    }
     send(
         w,
         ConnectionOpenOk {

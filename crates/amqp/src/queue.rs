@@ -47,6 +47,11 @@ impl Channel {
             if m.passive {
                 return Ok(());
             }
+            if creating {
+                if let Some(e) = ctx.broker.queue_refusal(&ctx.vhost, name) {
+                    return Err(e);
+                }
+            }
             self.check_queue_declare(name, &m.arguments, creating)
         };
         let (q, messages, consumers) = ctx.vhost.declare_queue_checked(

@@ -32,6 +32,7 @@ pub mod delayed;
 pub mod error;
 pub mod exchange;
 pub mod headers;
+pub mod limits;
 pub mod management;
 pub mod message;
 pub mod policy;

@@ -168,6 +168,10 @@ impl VHost {
     }
 
     /// Whether a queue of that name exists (whoever owns it).
+    pub fn queue_count(&self) -> usize {
+        self.queues.read().len()
+    }
+
     pub fn has_queue(&self, name: &str) -> bool {
         self.queues.read().contains_key(name)
     }
