@@ -53,9 +53,13 @@ for qos in 0 1; do
     set -- $shape
     row="| QoS $qos, $1 pub → $2 sub ($3) |"
     for port in $wport $rport $mport; do
+      if ! timeout 10 mosquitto_pub -p "$port" -u guest -P guest -q 1 -t bench/probe -m x 2>/dev/null; then
+        row="$row unreachable |"
+        continue
+      fi
       rates=$(for _ in 1 2 3; do
         timeout 300 "$bench" --port "$port" --qos "$qos" --publishers "$1" --subscribers "$2" \
-          --mode "$3" --messages "$msgs" --size 100 --inflight 100 --timeout 240 |
+          --mode "$3" --messages "$msgs" --size 100 --inflight 100 --timeout 120 |
           python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["delivery_rate"]) if d["delivered"]==d["expected"] else 0)'
       done | median)
       row="$row $rates |"

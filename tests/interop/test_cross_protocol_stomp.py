@@ -2,6 +2,7 @@
 RabbitMQ maps them (persistent, content-type, correlation-id, reply-to, expiration,
 priority, custom headers), and MQTT and STOMP meeting on amq.topic."""
 
+import signal
 import time
 import uuid
 
@@ -9,6 +10,7 @@ import pika
 import pytest
 
 from test_cross_protocol_fixtures import *  # noqa: F401,F403
+from test_cross_protocol_fixtures import spawn_proto
 
 
 def uid():
@@ -148,3 +150,23 @@ def test_host_header_selects_the_vhost(proto):
         s.disconnect()
     finally:
         proto.api.request("DELETE", f"/api/vhosts/{vhost}")
+
+
+def test_receipted_persistent_sends_survive_a_crash(proto):
+    # A RECEIPT for a persistent SEND to a durable queue comes after the fsync, as a
+    # publisher confirm: a broker killed right after still has every receipted message.
+    require_warren(proto, "cannot kill the reference broker")
+    with spawn_proto() as h:
+        p = h["p"]
+        s = p.stomp()
+        for i in range(100):
+            s.conn.send("/queue/stomp-crash", str(i), headers={"persistent": "true",
+                                                               "receipt": f"r{i}"})
+        for _ in range(100):
+            s.receipt()
+        h["p"] = p = p.restart(signal.SIGKILL)
+        conn = p.amqp()
+        ch = conn.channel()
+        got = [amqp_get(ch, "stomp-crash")[2] for _ in range(100)]
+        assert got == [str(i).encode() for i in range(100)]
+        conn.close()

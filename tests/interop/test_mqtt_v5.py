@@ -344,3 +344,36 @@ def test_broker_maximum_packet_size(proto):
         assert r.recv_packet() == (0x40, b"\x00\x01")
         r.send(publish_packet("mps/x", b"y" * 1100, qos=1))
         assert r.closed()
+
+
+def test_session_expiry_is_capped_at_one_day(proto):
+    # RabbitMQ's mqtt.max_session_expiry_interval_seconds (86400): CONNACK says so.
+    c = v5(proto, "cap-expiry", properties=props(PacketTypes.CONNECT, SessionExpiryInterval=10**6))
+    assert c.connack_properties.SessionExpiryInterval == 86400
+    c.disconnect()
+    v5(proto, "cap-expiry", clean_start=True).disconnect()
+
+
+def test_mqtt5_properties_as_amqp_properties(proto, uniq_topic):
+    conn = proto.amqp()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(q, "amq.topic", routing_key=f"{uniq_topic}.props")
+    p = v5(proto)
+    p.publish(f"{uniq_topic}/props", b"{}", qos=1, properties=props(
+        PacketTypes.PUBLISH, ContentType="application/json", CorrelationData=b"corr-7",
+        MessageExpiryInterval=30, ResponseTopic=f"{uniq_topic}/reply",
+        UserProperty=[("colour", "blue")]))
+    deadline = time.time() + 5
+    while True:
+        m, pr, body = ch.basic_get(q, auto_ack=True)
+        if m or time.time() > deadline:
+            break
+        time.sleep(0.02)
+    assert body == b"{}"
+    assert (pr.content_type, pr.correlation_id, pr.expiration) == (
+        "application/json", "corr-7", "30000")
+    assert pr.headers["x-reply-to-topic"] == f"{uniq_topic}.reply"
+    assert pr.headers["colour"] == "blue"
+    p.disconnect()
+    conn.close()
