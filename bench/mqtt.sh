@@ -44,7 +44,7 @@ echo "$(free -g | awk '/Mem:/ {print $2}') GiB; ${msgs} messages of 100 B per pu
 echo "delivery rate = messages delivered to all subscribers / time from first publish to last delivery."
 echo "Load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared; see the notes)."
 echo "Warren: $("$warren" --version) (release build); RabbitMQ: $(rabbitmqctl -q -n reference@localhost version 2>/dev/null || echo 3.10) MQTT plugin;"
-echo "Mosquitto: $(mosquitto -h 2>&1 | head -1 | awk '{print $3}'), persistence off. Clean sessions (QoS 1 messages are not fsynced by any of the three)."
+echo "Mosquitto: $(mosquitto -h 2>&1 | head -1 | awk '{print $3}'), persistence off. Clean sessions."
 echo
 echo "| workload | Warren msg/s | RabbitMQ msg/s | Mosquitto msg/s |"
 echo "|---|---|---|---|"
@@ -109,7 +109,7 @@ mpid=$!
 sleep 1
 row "Mosquitto, with subscriptions" \
   "$(python3 bench/mqtt_connections.py --port "$mport" --pid $mpid --count "$connections")"
-beam=$(pgrep -f 'beam.smp.*reference@localhost' | head -1 || true)
+beam=$(pgrep -f 'beam.smp.*reference' | head -1 || true)
 if [ -n "$beam" ]; then
   limit=$(awk '/Max open files/ {print $4}' /proc/"$beam"/limits)
   if [ "$limit" -gt $((connections + 200)) ]; then
