@@ -150,6 +150,7 @@ class Proto:
                   ports["web_stomp"], proc=proc, data_dir=data_dir, tmp_root=tmp_root,
                   http_url=f"http://127.0.0.1:{ports['http']}")
         p.ports = ports
+        p.extra_args = tuple(extra_args)
         return p
 
     def stop(self, sig=signal.SIGTERM):
@@ -164,20 +165,21 @@ class Proto:
     def restart(self, sig=signal.SIGTERM):
         """Stops the broker and starts it again on the same ports and data."""
         self.stop(sig)
-        return Proto.start(self.tmp_root, self.data_dir, self.ports)
+        return Proto.start(self.tmp_root, self.data_dir, self.ports, self.extra_args)
 
 
 @contextlib.contextmanager
-def spawn_proto(definitions=None):
+def spawn_proto(definitions=None, extra_args=()):
     """A private broker for one test (restarts, crashes). Warren only. `definitions`:
-    a RabbitMQ definitions document it starts with (`--load-definitions`)."""
+    a RabbitMQ definitions document it starts with (`--load-definitions`); `extra_args`:
+    more command-line flags (kept across `restart`)."""
     tmp_root = tempfile.mkdtemp(prefix="warren-proto-")
-    extra = ()
+    extra = tuple(extra_args)
     if definitions is not None:
         path = os.path.join(tmp_root, "definitions.json")
         with open(path, "w") as f:
             json.dump(definitions, f)
-        extra = ("--load-definitions", path)
+        extra += ("--load-definitions", path)
     holder = {"p": Proto.start(tmp_root, extra_args=extra)}
     try:
         yield holder

@@ -77,6 +77,8 @@ def test_mqtt5_malformed_packet_gets_disconnect_with_reason(proto, name):
     r.send(packet)
     first, body = r.recv_packet()
     assert first == 0xE0 and body[0] == code, (hex(first), body)
+    # Properties: a Reason String (0x1F) saying what was wrong.
+    assert body[2] == 0x1F and len(body) > 5, body
     assert r.closed()
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from test_cross_protocol_fixtures import *  # noqa: F401,F403
+from test_cross_protocol_fixtures import connect_packet, publish_packet, raw_mqtt
 
 
 @pytest.mark.parametrize("version", [3, 4])
@@ -179,3 +180,20 @@ def test_large_payload(proto, uniq_topic):
     assert sub.get(timeout=10).payload == body
     sub.disconnect()
     pub.disconnect()
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_qos2_publish_of_mqtt3_is_answered_with_puback(proto, uniq_topic, version):
+    # RabbitMQ downgrades QoS 2 to 1 for MQTT 3.x: the publisher gets a PUBACK (not
+    # PUBREC), the subscriber a QoS 1 message.
+    sub = proto.mqtt(version=version)
+    sub.subscribe(f"{uniq_topic}/two", 2)
+    r = raw_mqtt(proto)
+    r.send(connect_packet(f"q2-{version}-{uniq_topic[-8:]}", version=version))
+    assert r.recv_packet() == (0x20, b"\x00\x00")
+    r.send(publish_packet(f"{uniq_topic}/two", b"exactly once?", qos=2, packet_id=7))
+    assert r.recv_packet() == (0x40, b"\x00\x07")
+    m = sub.get()
+    assert (m.payload, m.qos) == (b"exactly once?", 1)
+    r.close()
+    sub.disconnect()

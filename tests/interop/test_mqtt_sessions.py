@@ -2,6 +2,8 @@
 messages survive reconnects (and, against Warren, broker restarts); unacknowledged
 messages come back with DUP set."""
 
+import signal
+
 import pytest
 
 from test_cross_protocol_fixtures import *  # noqa: F401,F403
@@ -116,3 +118,51 @@ def test_qos0_subscription_of_persistent_session(proto, uniq_topic, version):
     c.disconnect()
     pub.disconnect()
     proto.mqtt(client_id=cid, clean=True).disconnect()
+
+
+def test_qos1_messages_acknowledged_to_the_publisher_survive_a_crash(proto):
+    # PUBACK comes after the message is on disk (fsync), so a broker killed right after
+    # the PUBACKs still has every one of them for the persistent session.
+    require_warren(proto, "cannot kill the reference broker")
+    with spawn_proto() as h:
+        p = h["p"]
+        c = p.mqtt(client_id="crash-me", clean=False)
+        c.subscribe("crash/#", 1)
+        c.disconnect()
+        pub = p.mqtt()
+        for i in range(200):
+            pub.publish(f"crash/{i % 3}", str(i).encode(), qos=1, wait=False)
+        pub.publish("crash/last", b"last", qos=1)  # waits for its PUBACK
+        # PUBACKs come in order: every earlier one has arrived too.
+        h["p"] = p = p.restart(signal.SIGKILL)
+        c = p.mqtt(client_id="crash-me", clean=False)
+        assert c.session_present
+        got = [m.payload for m in c.get_all(201, timeout=10)]
+        assert got == [str(i).encode() for i in range(200)] + [b"last"]
+        c.disconnect()
+
+
+def test_delivered_but_unacknowledged_message_survives_a_restart(proto):
+    require_warren(proto, "cannot restart the reference broker")
+    with spawn_proto() as h:
+        p = h["p"]
+        r = raw_mqtt(p)
+        r.send(connect_packet("inflight-restart", clean=False))
+        assert r.recv_packet()[0] == 0x20
+        r.send(subscribe_packet(1, "inflight/x", 1))
+        assert r.recv_packet() == (0x90, b"\x00\x01\x01")
+        pub = p.mqtt()
+        pub.publish("inflight/x", b"not yet acked", qos=1)
+        first, body = r.recv_packet()
+        assert first & 0xF0 == 0x30 and body.endswith(b"not yet acked")
+        pub.disconnect()
+        h["p"] = p = p.restart()  # the client never sent PUBACK
+        r.close()
+        r = raw_mqtt(p)
+        r.send(connect_packet("inflight-restart", clean=False))
+        assert r.recv_packet() == (0x20, b"\x01\x00")
+        first, body = r.recv_packet()
+        assert first & 0xF0 == 0x30 and body.endswith(b"not yet acked")
+        # A message the broker delivered before is redelivered with DUP set.
+        assert first & 0x08
+        r.close()

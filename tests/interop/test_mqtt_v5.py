@@ -8,7 +8,8 @@ import time
 import pytest
 
 from test_cross_protocol_fixtures import *  # noqa: F401,F403
-from test_cross_protocol_fixtures import mqtt_string, raw_mqtt, var_int
+from test_cross_protocol_fixtures import (connect_packet, mqtt_string, publish_packet, raw_mqtt,
+                                         spawn_proto, var_int)
 
 
 @pytest.fixture(autouse=True)
@@ -288,3 +289,91 @@ def test_v5_and_v3_clients_interoperate(proto, uniq_topic):
     assert (m.payload, m.qos) == (b"hi", 1)
     old.disconnect()
     new.disconnect()
+
+
+def test_session_expiry_counts_across_a_restart(proto):
+    # The expiry is a deadline kept on disk: a restart neither forgets it (the short
+    # session still ends) nor ends a session early (the long one is still there).
+    with spawn_proto() as h:
+        p = h["p"]
+        for cid, secs in (("exp-short", 3), ("exp-long", 600)):
+            c = v5(p, cid, clean_start=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=secs))
+            c.subscribe(f"expiry/{cid}", 1)
+            c.disconnect()
+        pub = v5(p)
+        pub.publish("expiry/exp-long", b"waiting", qos=1)
+        pub.disconnect()
+        h["p"] = p = p.restart()
+        time.sleep(4)
+        queues = [q["name"] for q in p.api.ok("GET", "/api/queues/%2F")]
+        assert "mqtt-subscription-exp-shortqos1" not in queues
+        assert "mqtt-subscription-exp-longqos1" in queues
+        short = v5(p, "exp-short", clean_start=False,
+                   properties=props(PacketTypes.CONNECT, SessionExpiryInterval=3))
+        assert not short.session_present
+        short.disconnect()
+        long = v5(p, "exp-long", clean_start=False,
+                  properties=props(PacketTypes.CONNECT, SessionExpiryInterval=600))
+        assert long.session_present
+        assert long.get().payload == b"waiting"
+        long.disconnect()
+        v5(p, "exp-long", clean_start=True).disconnect()
+
+
+def test_broker_maximum_packet_size(proto):
+    # --mqtt-max-packet-size (RabbitMQ's mqtt.max_packet_size_authenticated) is
+    # announced in CONNACK; a bigger packet ends the connection with 0x95.
+    with spawn_proto(extra_args=("--mqtt-max-packet-size", "1024")) as h:
+        p = h["p"]
+        c = v5(p)
+        assert c.connack_properties.MaximumPacketSize == 1024
+        c.disconnect()
+        r = raw_mqtt(p)
+        r.send(connect_packet("mps-broker", version=5))
+        assert r.recv_packet()[0] == 0x20
+        r.send(publish_packet("mps/x", b"y" * 1100, qos=1, version=5))
+        first, body = r.recv_packet()
+        assert (first, body[0]) == (0xE0, 0x95)
+        assert r.closed()
+        # Up to the limit is fine, for 3.1.1 clients too (which are closed silently).
+        r = raw_mqtt(p)
+        r.send(connect_packet("mps-broker-4"))
+        assert r.recv_packet()[0] == 0x20
+        r.send(publish_packet("mps/x", b"y" * 900, qos=1))
+        assert r.recv_packet() == (0x40, b"\x00\x01")
+        r.send(publish_packet("mps/x", b"y" * 1100, qos=1))
+        assert r.closed()
+
+
+def test_session_expiry_is_capped_at_one_day(proto):
+    # RabbitMQ's mqtt.max_session_expiry_interval_seconds (86400): CONNACK says so.
+    c = v5(proto, "cap-expiry", properties=props(PacketTypes.CONNECT, SessionExpiryInterval=10**6))
+    assert c.connack_properties.SessionExpiryInterval == 86400
+    c.disconnect()
+    v5(proto, "cap-expiry", clean_start=True).disconnect()
+
+
+def test_mqtt5_properties_as_amqp_properties(proto, uniq_topic):
+    conn = proto.amqp()
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(q, "amq.topic", routing_key=f"{uniq_topic}.props")
+    p = v5(proto)
+    p.publish(f"{uniq_topic}/props", b"{}", qos=1, properties=props(
+        PacketTypes.PUBLISH, ContentType="application/json", CorrelationData=b"corr-7",
+        MessageExpiryInterval=30, ResponseTopic=f"{uniq_topic}/reply",
+        UserProperty=[("colour", "blue")]))
+    deadline = time.time() + 5
+    while True:
+        m, pr, body = ch.basic_get(q, auto_ack=True)
+        if m or time.time() > deadline:
+            break
+        time.sleep(0.02)
+    assert body == b"{}"
+    assert (pr.content_type, pr.correlation_id, pr.expiration) == (
+        "application/json", "corr-7", "30000")
+    assert pr.headers["x-reply-to-topic"] == f"{uniq_topic}.reply"
+    assert pr.headers["colour"] == "blue"
+    p.disconnect()
+    conn.close()

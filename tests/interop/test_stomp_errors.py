@@ -1,6 +1,8 @@
 """STOMP ERROR frames, byte for byte as RabbitMQ writes them (message header and body),
 and which errors close the connection. The same table runs against the reference."""
 
+import uuid
+
 import pytest
 
 from test_cross_protocol_fixtures import *  # noqa: F401,F403
@@ -92,11 +94,18 @@ def test_error_frame(proto, name):
     r.close()
 
 
-def test_unparseable_frame_closes_the_connection(proto):
+def test_unparseable_frame_closes_only_that_connection(proto):
+    q = f"/queue/stomp-bystander-{uuid.uuid4().hex[:8]}"
+    bystander = proto.stomp()
+    bystander.conn.subscribe(q, id="b", receipt="r")
+    bystander.receipt()
     r = raw_stomp(proto)
     r.connect()
     r.send(b"SEND\ndestination:/queue/x\nbad header line\n\nbody\0")
     assert r.closed()
+    bystander.conn.send(q, "still fine")
+    assert bystander.get().body == "still fine"
+    bystander.disconnect()
 
 
 def test_header_limit(proto):

@@ -257,3 +257,32 @@ def test_missing_client_heartbeats_close_the_connection(proto):
     start = time.time()
     assert r.closed(timeout=10)
     assert time.time() - start < 6
+
+
+def test_stomp_frame_connects_as_connect_does(proto):
+    # STOMP 1.1+ clients may open with STOMP instead of CONNECT.
+    r = raw_stomp(proto)
+    r.send(b"STOMP\naccept-version:1.1,1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0")
+    command, headers, _ = r.frame()
+    assert (command, headers["version"]) == ("CONNECTED", "1.2")
+    q = f"stomp-frame-{uid()}"
+    r.send(f"SUBSCRIBE\ndestination:/queue/{q}\nid:1\n\n\0".encode())
+    r.send(f"SEND\ndestination:/queue/{q}\n\nvia STOMP\0".encode())
+    command, _, body = r.frame()
+    assert (command, body) == ("MESSAGE", b"via STOMP")
+    r.close()
+
+
+def test_unsubscribe_stops_delivery(proto):
+    key = f"stomp.unsub.{uid()}"
+    c = proto.stomp()
+    c.conn.subscribe(f"/topic/{key}", id="u", receipt="r1")
+    c.receipt()
+    c.conn.send(f"/topic/{key}", "before")
+    assert c.get().body == "before"
+    c.conn.unsubscribe("u", headers={"receipt": "r2"})
+    c.receipt()
+    c.conn.send(f"/topic/{key}", "after", headers={"receipt": "r3"})
+    c.receipt()
+    c.expect_none()
+    c.disconnect()

@@ -41,8 +41,11 @@ const start = () => {
 };
 stomp.onConnect = (frame) => {
   out({ stompConnected: frame.headers.version });
-  stomp.subscribe('/topic/' + key, (m) => { got.push('stomp:' + m.body); done(); });
-  start();
+  // Publishing starts once the broker has the subscription (its RECEIPT): an MQTT
+  // publish on another connection could otherwise overtake the SUBSCRIBE.
+  stomp.watchForReceipt('sub-1', () => start());
+  stomp.subscribe('/topic/' + key, (m) => { got.push('stomp:' + m.body); done(); },
+                  { receipt: 'sub-1' });
 };
 stomp.activate();
 const m4 = mqtt.connect(mqttUrl, { username: 'guest', password: 'guest', protocolVersion: 4 });

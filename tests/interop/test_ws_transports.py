@@ -150,3 +150,14 @@ def test_binary_stomp_body_goes_in_a_binary_message(proto):
     assert body == b"\xff\xfe\x00binary"
     c.ws.close()
     conn.close()
+
+
+@pytest.mark.parametrize("protocol,version", [("v10.stomp", "1.0"), ("v11.stomp", "1.1")])
+def test_stomp_subprotocols_are_echoed(proto, protocol, version):
+    c = WsStomp(proto, protocol)
+    assert c.protocol == protocol
+    c.send("CONNECT", {"accept-version": version, "host": "/", "login": "guest",
+                       "passcode": "guest"})
+    cmd, headers, _, _ = c.frame()
+    assert cmd == "CONNECTED" and headers.get("version", "1.0") == version
+    c.ws.close()

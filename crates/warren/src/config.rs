@@ -134,6 +134,8 @@ fn setting(key: &str, v: &str) -> Result<Option<Vec<Setting>>, String> {
         "prometheus.tcp.port" => one(Flag("prometheus_port", port(v)?.to_string())),
         "mqtt.listeners.tcp.default" => listener("mqtt_port", v).map(Some),
         "stomp.listeners.tcp.default" => listener("stomp_port", v).map(Some),
+        "mqtt.exchange" => one(Flag("mqtt_exchange", v.into())),
+        "mqtt.max_packet_size_authenticated" => one(Flag("mqtt_max_packet_size", v.into())),
         "web_mqtt.tcp.port" => one(Flag("web_mqtt_port", port(v)?.to_string())),
         "web_stomp.tcp.port" => one(Flag("web_stomp_port", port(v)?.to_string())),
         "default_user" => one(DefaultUser(v.into())),

@@ -41,6 +41,14 @@ struct Args {
     /// STOMP over WebSocket (Web-STOMP, `ws://host:port/ws`) port.
     #[arg(long, env = "WARREN_WEB_STOMP_PORT", default_value_t = 15674)]
     web_stomp_port: u16,
+    /// The exchange MQTT publishes go to and MQTT subscriptions bind to (RabbitMQ's
+    /// `mqtt.exchange`); it must be a topic exchange in each vhost MQTT clients use.
+    #[arg(long, env = "WARREN_MQTT_EXCHANGE", default_value = "amq.topic")]
+    mqtt_exchange: String,
+    /// Largest MQTT packet accepted after CONNECT, announced to MQTT 5 clients (RabbitMQ's
+    /// `mqtt.max_packet_size_authenticated`); a larger one closes the connection.
+    #[arg(long, env = "WARREN_MQTT_MAX_PACKET_SIZE", default_value = "268435455", value_parser = parse_mqtt_packet_size)]
+    mqtt_max_packet_size: u32,
     /// Prometheus metrics port.
     #[arg(long, env = "WARREN_PROMETHEUS_PORT", default_value_t = 15692)]
     prometheus_port: u16,
@@ -214,6 +222,8 @@ fn apply_config(
         web_mqtt_port,
         web_stomp_port,
         prometheus_port,
+        mqtt_exchange,
+        mqtt_max_packet_size,
         data_dir,
         disk_free_limit,
         vm_memory_high_watermark,
@@ -299,6 +309,17 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
             "invalid memory high watermark '{s}': expected a fraction of total memory such as 0.4 (or use --vm-memory-high-watermark-absolute)"
         )),
     }
+}
+
+fn parse_mqtt_packet_size(s: &str) -> Result<u32, String> {
+    let n = size::parse_size(s)?;
+    // MQTT's Remaining Length tops out at 268,435,455 (four length bytes).
+    if !(128..=268_435_455).contains(&n) {
+        return Err(format!(
+            "MQTT packet size {n} must be between 128 and 268435455"
+        ));
+    }
+    Ok(n as u32)
 }
 
 fn hostname() -> String {
@@ -462,7 +483,11 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
             shutdown_rx.clone(),
         )));
     }
-    let mqtt_cfg = warren_mqtt::MqttConfig::default();
+    let mqtt_cfg = warren_mqtt::MqttConfig {
+        exchange: args.mqtt_exchange.clone(),
+        max_packet_size: args.mqtt_max_packet_size,
+        ..Default::default()
+    };
     if let Some(l) = mqtt {
         tasks.push(tokio::spawn(warren_mqtt::serve(
             l,
