@@ -169,7 +169,7 @@ def non_loopback_ip():
     ("\nframe_max = 100\n", "line 2: invalid value for 'frame_max': error: invalid value '100'"),
     ("listeners.tcp.default = nowhere:5672\n", "invalid value for 'listeners.tcp.default'"),
     ("vm_memory_high_watermark.absolute = lots\n", "vm_memory_high_watermark.absolute"),
-    ("listeners.ssl.default = 5671\n", "TLS listeners are not supported"),
+    ("management.ssl.port = 15671\n", "TLS is supported on the AMQP listener only"),
     ("this is not a setting\n", "line 1: expected 'key = value'"),
 ])
 def test_invalid_values_refuse_to_start(tmp_path, text, message):

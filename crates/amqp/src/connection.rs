@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use warren_amqp_codec::frame::{decode_frame, write_method, FrameType};
@@ -131,7 +130,7 @@ pub async fn serve_connection(
     peer: SocketAddr,
     broker: Arc<Broker>,
     cfg: Arc<AmqpConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().unwrap_or(peer);
@@ -139,11 +138,74 @@ pub async fn serve_connection(
         use std::os::fd::AsRawFd;
         sock.as_raw_fd()
     };
-    let (mut r, mut w) = sock.into_split();
+    let (r, w) = sock.into_split();
+    serve_stream(r, w, fd, peer, local, None, broker, cfg, shutdown).await
+}
+
+/// Serves one accepted socket with TLS (AMQPS): the TLS handshake counts towards the
+/// handshake timeout; a verified client certificate's common name enables SASL EXTERNAL.
+pub async fn serve_tls_connection(
+    sock: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    cfg: Arc<AmqpConfig>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = sock.set_nodelay(true);
+    let local = sock.local_addr().unwrap_or(peer);
+    let fd = {
+        use std::os::fd::AsRawFd;
+        sock.as_raw_fd()
+    };
+    let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(sock)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let cn = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| warren_tls::common_name(c));
+    let (r, w) = tokio::io::split(tls);
+    serve_stream(r, w, fd, peer, local, cn, broker, cfg, shutdown).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_stream<R, W>(
+    mut r: R,
+    mut w: W,
+    fd: i32,
+    peer: SocketAddr,
+    local: SocketAddr,
+    peer_cn: Option<String>,
+    broker: Arc<Broker>,
+    cfg: Arc<AmqpConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(64 << 10);
     let hs = tokio::time::timeout(
         cfg.handshake_timeout,
-        handshake(&mut r, &mut w, &mut buf, &broker, &cfg, peer),
+        handshake(
+            &mut r,
+            &mut w,
+            &mut buf,
+            &broker,
+            &cfg,
+            peer,
+            peer_cn.as_deref(),
+        ),
     )
     .await;
     let opened = match hs {
@@ -248,7 +310,7 @@ pub(crate) fn reply_text(e: &BrokerError) -> warren_amqp_codec::ShortStr {
 
 /// Reads and discards for up to `limit`, until EOF or until `done` says what was read is
 /// enough.
-async fn drain_for(r: &mut OwnedReadHalf, limit: Duration, done: impl Fn(&[u8]) -> bool) {
+async fn drain_for<R: AsyncRead + Unpin>(r: &mut R, limit: Duration, done: impl Fn(&[u8]) -> bool) {
     let _ = tokio::time::timeout(limit, async {
         let mut seen = Vec::new();
         let mut scratch = [0u8; 1024];
@@ -310,9 +372,9 @@ fn next_frame_publishes(buf: &[u8]) -> bool {
 }
 
 impl Connection {
-    async fn run(
+    async fn run<R: AsyncRead + Unpin>(
         &mut self,
-        r: &mut OwnedReadHalf,
+        r: &mut R,
         mut buf: BytesMut,
         heartbeat: Duration,
         shutdown: &mut watch::Receiver<bool>,
@@ -477,7 +539,7 @@ impl Connection {
 
     /// After close-ok, leaves closing the socket to the client (as RabbitMQ does), reading
     /// and ignoring whatever it still sends, for at most `CLOSING_TIMEOUT`.
-    async fn linger(&mut self, r: &mut OwnedReadHalf, buf: &mut BytesMut) {
+    async fn linger<R: AsyncRead + Unpin>(&mut self, r: &mut R, buf: &mut BytesMut) {
         let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
             loop {
                 buf.clear();

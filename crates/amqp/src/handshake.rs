@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use warren_amqp_codec::frame::{decode_frame, write_method, FrameType};
 use warren_amqp_codec::methods::*;
 use warren_amqp_codec::{FieldTable, FieldValue, Method, FRAME_MIN_SIZE, PROTOCOL_HEADER};
@@ -101,15 +101,15 @@ pub fn server_properties(cfg: &AmqpConfig) -> FieldTable {
     p
 }
 
-async fn send(w: &mut OwnedWriteHalf, m: Method) -> std::io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, m: Method) -> std::io::Result<()> {
     let mut b = BytesMut::new();
     write_method(&mut b, 0, &m);
     w.write_all(&b).await
 }
 
 /// Reads the next frame during the handshake, skipping heartbeats.
-async fn read_method(
-    r: &mut OwnedReadHalf,
+async fn read_method<R: AsyncRead + Unpin>(
+    r: &mut R,
     buf: &mut BytesMut,
     frame_max: u32,
 ) -> Result<Method, HandshakeEnd> {
@@ -186,13 +186,17 @@ fn negotiate(field: &str, client: u32, server: u32, min: u32) -> Result<u32, Bro
 }
 
 /// Runs the handshake up to `connection.open-ok`.
-pub async fn handshake(
-    r: &mut OwnedReadHalf,
-    w: &mut OwnedWriteHalf,
+///
+/// `peer_cn`: the common name of the client's verified TLS certificate, if any; it
+/// makes SASL `EXTERNAL` available, which logs in as the user of that name.
+pub async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    r: &mut R,
+    w: &mut W,
     buf: &mut BytesMut,
     broker: &Broker,
     cfg: &AmqpConfig,
     peer: SocketAddr,
+    peer_cn: Option<&str>,
 ) -> Result<Opened, HandshakeEnd> {
     while buf.len() < 8 {
         if r.read_buf(buf).await? == 0 {
@@ -212,7 +216,11 @@ pub async fn handshake(
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(cfg),
-            mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+            mechanisms: if peer_cn.is_some() {
+                Bytes::from_static(b"PLAIN AMQPLAIN EXTERNAL")
+            } else {
+                Bytes::from_static(b"PLAIN AMQPLAIN")
+            },
             locales: Bytes::from_static(b"en_US"),
         }
         .into(),
@@ -225,7 +233,8 @@ pub async fn handshake(
     };
     let capabilities = ClientCapabilities::from_properties(&start_ok.client_properties);
     let mechanism = start_ok.mechanism.as_str();
-    if mechanism != "PLAIN" && mechanism != "AMQPLAIN" {
+    let external = mechanism == "EXTERNAL" && peer_cn.is_some();
+    if mechanism != "PLAIN" && mechanism != "AMQPLAIN" && !external {
         return Err(HandshakeEnd::Silent(format!(
             "unknown authentication mechanism '{mechanism}'"
         )));
@@ -237,25 +246,32 @@ pub async fn handshake(
             HandshakeEnd::Silent(text)
         }
     };
-    let Some((username, password)) = credentials(mechanism, &start_ok.response) else {
-        // RabbitMQ drops these without a word, capability or not.
-        return Err(HandshakeEnd::Silent(format!(
-            "malformed {mechanism} response"
-        )));
-    };
     let from_loopback = peer.ip().is_loopback();
-    let user = match broker
-        .users
-        .authenticate(&username, &password, from_loopback)
-    {
+    let outcome = if let (true, Some(cn)) = (external, peer_cn) {
+        // The certificate, verified against the CA, is the credential: its common
+        // name must be a user.
+        broker.users.authenticate_external(cn, from_loopback)
+    } else {
+        let Some((username, password)) = credentials(mechanism, &start_ok.response) else {
+            // RabbitMQ drops these without a word, capability or not.
+            return Err(HandshakeEnd::Silent(format!(
+                "malformed {mechanism} response"
+            )));
+        };
+        broker
+            .users
+            .authenticate(&username, &password, from_loopback)
+            .map_err(|e| (e, username))
+    };
+    let user = match outcome {
         Ok(u) => u,
-        Err(AuthFailure::Refused) => {
+        Err((AuthFailure::Refused, username)) => {
             tracing::warn!(%peer, "{mechanism} login refused: user '{username}' - invalid credentials");
             return Err(refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             )));
         }
-        Err(AuthFailure::LoopbackOnly) => {
+        Err((AuthFailure::LoopbackOnly, username)) => {
             tracing::warn!(%peer, "{mechanism} login refused: user '{username}' can only connect via localhost");
             return Err(refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."

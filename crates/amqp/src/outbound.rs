@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use warren_amqp_codec::frame::{write_heartbeat, write_method};
 use warren_amqp_codec::Method;
@@ -163,7 +162,11 @@ impl Outbound {
 
     /// The writer task: runs until the connection closes and everything queued is written.
     /// Sends a heartbeat whenever nothing was written for `heartbeat`.
-    pub async fn run_writer(self: Arc<Self>, mut sock: OwnedWriteHalf, heartbeat: Duration) {
+    pub async fn run_writer<W: tokio::io::AsyncWrite + Unpin>(
+        self: Arc<Self>,
+        mut sock: W,
+        heartbeat: Duration,
+    ) {
         let mut spare = BytesMut::with_capacity(64 << 10);
         let mut last_write = Instant::now();
         loop {

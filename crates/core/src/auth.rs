@@ -193,6 +193,23 @@ impl Users {
         Ok(user)
     }
 
+    /// SASL `EXTERNAL`: the client proved who it is with a certificate the TLS layer
+    /// verified; `name` (its common name) must be a user. Returns the name on failure,
+    /// for the log.
+    pub fn authenticate_external(
+        &self,
+        name: &str,
+        from_loopback: bool,
+    ) -> Result<User, (AuthFailure, String)> {
+        let user = self
+            .get(name)
+            .ok_or((AuthFailure::Refused, name.to_string()))?;
+        if !from_loopback && self.loopback_only.read().iter().any(|u| u == name) {
+            return Err((AuthFailure::LoopbackOnly, name.to_string()));
+        }
+        Ok(user)
+    }
+
     /// Sets a topic permission (one per user, vhost and exchange).
     pub fn set_topic_permission(
         &self,

@@ -187,6 +187,18 @@ fn setting(key: &str, v: &str) -> Result<Option<Vec<Setting>>, String> {
         },
         // Warren logs to the console (standard error) only.
         "log.console" => boolean(v).map(|_| Some(vec![])),
+        "listeners.ssl.default" => listener("amqps_port", v).map(Some),
+        "ssl_options.certfile" => one(Flag("tls_cert", v.into())),
+        "ssl_options.keyfile" => one(Flag("tls_key", v.into())),
+        "ssl_options.cacertfile" => one(Flag("tls_ca", v.into())),
+        "ssl_options.verify" => match v {
+            "verify_peer" => one(Flag("tls_verify_peer", "true".into())),
+            "verify_none" => one(Flag("tls_verify_peer", "false".into())),
+            _ => Err(format!("'{v}' is not verify_peer or verify_none")),
+        },
+        "ssl_options.fail_if_no_peer_cert" => {
+            one(Flag("tls_fail_if_no_peer_cert", boolean(v)?.to_string()))
+        }
         k if k.starts_with("listeners.ssl.")
             || k.starts_with("ssl_options.")
             || k.starts_with("management.ssl.")
@@ -195,7 +207,7 @@ fn setting(key: &str, v: &str) -> Result<Option<Vec<Setting>>, String> {
         {
             // Refused rather than ignored: starting without the encrypted listener the
             // file asks for would expose what it meant to protect.
-            Err("TLS listeners are not supported by this version of Warren".into())
+            Err("TLS is supported on the AMQP listener only (listeners.ssl.default and ssl_options.certfile/keyfile/cacertfile/verify/fail_if_no_peer_cert) in this version of Warren".into())
         }
         _ => Ok(None),
     }
@@ -232,9 +244,18 @@ mod tests {
         assert!(parse("just words\n")
             .unwrap_err()
             .contains("expected 'key = value'"));
-        assert!(parse("listeners.ssl.default = 5671\n")
+        assert!(parse("management.ssl.port = 15671\n")
             .unwrap_err()
             .contains("TLS"));
+        assert_eq!(
+            parse("listeners.ssl.default = 5671\nssl_options.verify = verify_peer\n")
+                .unwrap()
+                .settings,
+            vec![
+                Setting::Flag("amqps_port", "5671".into()),
+                Setting::Flag("tls_verify_peer", "true".into())
+            ]
+        );
         assert!(parse("vm_memory_high_watermark.absolute = 2XB\n").is_err());
     }
 }

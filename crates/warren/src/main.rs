@@ -26,6 +26,28 @@ struct Args {
     /// AMQP 0-9-1 port.
     #[arg(long, env = "WARREN_AMQP_PORT", default_value_t = 5672)]
     amqp_port: u16,
+    /// AMQP 0-9-1 over TLS (AMQPS) port; listens only when --tls-cert and --tls-key are
+    /// given.
+    #[arg(long, env = "WARREN_AMQPS_PORT", default_value_t = 5671)]
+    amqps_port: u16,
+    /// Server certificate chain, PEM (RabbitMQ's `ssl_options.certfile`).
+    #[arg(long, env = "WARREN_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key, PEM (`ssl_options.keyfile`).
+    #[arg(long, env = "WARREN_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates client certificates are verified against, PEM
+    /// (`ssl_options.cacertfile`).
+    #[arg(long, env = "WARREN_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Ask clients for a certificate and verify it (`ssl_options.verify = verify_peer`);
+    /// a verified certificate's common name can log in with SASL EXTERNAL.
+    #[arg(long, env = "WARREN_TLS_VERIFY_PEER", action = clap::ArgAction::Set, default_value_t = false)]
+    tls_verify_peer: bool,
+    /// With --tls-verify-peer, refuse clients without a certificate
+    /// (`ssl_options.fail_if_no_peer_cert`).
+    #[arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT", action = clap::ArgAction::Set, default_value_t = false)]
+    tls_fail_if_no_peer_cert: bool,
     /// Management HTTP API and web UI port.
     #[arg(long, env = "WARREN_HTTP_PORT", default_value_t = 15672)]
     http_port: u16,
@@ -216,6 +238,12 @@ fn apply_config(
     keep_explicit!(
         bind,
         amqp_port,
+        amqps_port,
+        tls_cert,
+        tls_key,
+        tls_ca,
+        tls_verify_peer,
+        tls_fail_if_no_peer_cert,
         http_port,
         mqtt_port,
         stomp_port,
@@ -399,6 +427,24 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let amqp = bind(args.bind, args.amqp_port, "AMQP 0-9-1").await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            warren_tls::server_config(&warren_tls::TlsOptions {
+                certfile: cert.clone(),
+                keyfile: key.clone(),
+                cacertfile: args.tls_ca.clone(),
+                verify_peer: args.tls_verify_peer,
+                fail_if_no_peer_cert: args.tls_fail_if_no_peer_cert,
+            })
+            .map_err(|e| format!("TLS: {e}"))?,
+        ),
+        (None, None) => None,
+        _ => return Err("TLS needs both --tls-cert and --tls-key".into()),
+    };
+    let amqps = match &tls {
+        Some(_) => bind(args.bind, args.amqps_port, "AMQP 0-9-1 over TLS").await?,
+        None => None,
+    };
     let http = bind(args.bind, args.http_port, "management HTTP").await?;
     let prom = bind(args.bind, args.prometheus_port, "Prometheus").await?;
     let mqtt = bind(args.bind, args.mqtt_port, "MQTT").await?;
@@ -445,6 +491,14 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
     let ip = args.bind.to_string();
     let listeners = [
         ("amqp", args.amqp_port),
+        (
+            "amqp/ssl",
+            if args.tls_cert.is_some() {
+                args.amqps_port
+            } else {
+                0
+            },
+        ),
         ("http", args.http_port),
         ("http/prometheus", args.prometheus_port),
         ("mqtt", args.mqtt_port),
@@ -518,6 +572,15 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
             l,
             broker.clone(),
             stomp_cfg,
+            shutdown_rx.clone(),
+        )));
+    }
+    if let (Some(l), Some(tls)) = (amqps, tls) {
+        tasks.push(tokio::spawn(warren_amqp::serve_tls(
+            l,
+            tls,
+            broker.clone(),
+            amqp_cfg.clone(),
             shutdown_rx.clone(),
         )));
     }
