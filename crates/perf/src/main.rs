@@ -12,6 +12,7 @@
 //! - [`publish`]: the pre-encoded publish template the producers copy from.
 //! - [`scan`]: in-place frame scanning for deliveries and confirms.
 //! - [`confirms`]: the publisher-confirm window.
+//! - [`integrity`]: which messages arrived, to catch loss and duplicates.
 //! - [`payload`]: the timestamp + sequence stamp in each body.
 //! - [`stats`]: counters, latency histograms, per-second samples, the summary.
 //! - [`procstat`]: broker and own CPU time and memory from `/proc`.
@@ -24,6 +25,7 @@
 mod cli;
 mod client;
 mod confirms;
+mod integrity;
 mod payload;
 mod procstat;
 mod publish;
