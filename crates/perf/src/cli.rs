@@ -29,6 +29,11 @@ pub struct Cli {
 pub enum Command {
     /// Publish and consume through one queue and report throughput, latency and cost.
     Run(RunArgs),
+    /// Run a scenario matrix against several brokers, interleaved and repeated, and
+    /// write CSV, JSON and a markdown summary.
+    Compare(crate::compare::CompareArgs),
+    /// Render PNG and SVG charts from a `compare` results directory.
+    Plot(crate::plot::PlotArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -102,6 +107,15 @@ pub struct RunArgs {
     /// Keep the queue (and any exchange warren-perf declared) at the end.
     #[arg(long)]
     pub keep: bool,
+    /// Delete the queues at the end even if they existed before the run (for draining a
+    /// queue an earlier `--keep` run filled).
+    #[arg(long, conflicts_with = "keep")]
+    pub delete_queues: bool,
+    /// Without consumers: the run ends when the queues hold every message published
+    /// (polled with passive declares), not when the last publish left the socket, so
+    /// the rate and the broker's CPU cover what the broker took to enqueue them.
+    #[arg(long)]
+    pub await_queued: bool,
     /// Queue argument KEY=VALUE for the declare, repeatable (integers and true/false are
     /// sent as such): --queue-arg x-queue-type=quorum --queue-arg x-max-length=100000.
     #[arg(long = "queue-arg", value_name = "KEY=VALUE", value_parser = parse_queue_arg)]
@@ -313,8 +327,10 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Plan, String> {
         let mut v = vec!["warren-perf", "run"];
         v.extend_from_slice(args);
-        let Command::Run(r) = Cli::try_parse_from(v).map_err(|e| e.to_string())?.command;
-        r.plan()
+        match Cli::try_parse_from(v).map_err(|e| e.to_string())?.command {
+            Command::Run(r) => r.plan(),
+            _ => unreachable!(),
+        }
     }
 
     #[test]

@@ -328,6 +328,15 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
             break;
         }
     }
+    if ended_by == "count" && args.await_queued && args.consumers == 0 {
+        match await_queued(&plan, &shared.counters, &mut ctl).await {
+            Ok(()) => publish_end = Some(Instant::now()),
+            Err(e) => {
+                eprintln!("warren-perf: {e}");
+                failure = Some(e);
+            }
+        }
+    }
     let end = Instant::now();
     let self_after = procstat::self_cpu();
     let broker_after = args.broker_pid.and_then(|pid| procstat::sample(pid).ok());
@@ -368,6 +377,33 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
         (None, "stalled") => EXIT_STALLED,
         _ => 0,
     })
+}
+
+/// Polls the queues until they hold every message published (each queue a copy).
+async fn await_queued(plan: &Plan, counters: &Counters, ctl: &mut Control) -> Result<(), String> {
+    let want = counters.published.load(Relaxed) + ctl.preexisting;
+    let mut last = 0;
+    let mut last_change = Instant::now();
+    loop {
+        let counts = ctl
+            .ready_counts(plan)
+            .await
+            .ok_or("--await-queued: cannot read the queues' message counts")?;
+        if counts.iter().all(|&n| n >= want) {
+            return Ok(());
+        }
+        let least = counts.iter().copied().min().unwrap_or(0);
+        if least != last {
+            (last, last_change) = (least, Instant::now());
+        } else if plan.args.stall_timeout > 0
+            && last_change.elapsed() > Duration::from_secs(plan.args.stall_timeout)
+        {
+            return Err(format!(
+                "--await-queued: the queues hold {least} of {want} messages and stopped growing"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -530,6 +566,9 @@ impl Control {
     /// Deletes what we created (unless `--keep`), then closes. Failures are warnings.
     async fn teardown(&mut self, plan: &Plan) {
         let ch = self.channel;
+        if plan.args.delete_queues {
+            self.created_queues = plan.queues.clone();
+        }
         if !plan.args.keep {
             for q in std::mem::take(&mut self.created_queues) {
                 if let Err(e) = self.client.queue_delete(ch, &q).await {
