@@ -43,7 +43,7 @@ pub struct CompareArgs {
     /// Scenario to run, repeatable (see --list) [default: the preset].
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
-    /// Named set of scenarios: headline, targets, scaling, all.
+    /// Named sets of scenarios, comma-separated: headline, targets, scaling, all.
     #[arg(long, default_value = "headline")]
     pub preset: String,
     /// Print the scenarios and their flags, then exit.
@@ -168,11 +168,12 @@ pub async fn compare(args: CompareArgs) -> Result<i32, String> {
         return Ok(0);
     }
     let names: Vec<String> = if args.scenarios.is_empty() {
-        scenarios::preset(&args.preset)
-            .ok_or_else(|| format!("unknown --preset {:?}", args.preset))?
-            .into_iter()
-            .map(str::to_string)
-            .collect()
+        let mut v = Vec::new();
+        for p in args.preset.split(',') {
+            let names = scenarios::preset(p).ok_or_else(|| format!("unknown --preset {p:?}"))?;
+            v.extend(names.into_iter().map(str::to_string));
+        }
+        v
     } else {
         args.scenarios.clone()
     };
