@@ -11,7 +11,7 @@
 #   bench/matrix.sh                 # the full matrix (about 10 minutes)
 #   REPEAT=1 SCALE=0.2 bench/matrix.sh /tmp/quick   # a quick look, elsewhere
 #
-# Env: REPEAT (3), SCALE (1.0: message counts), PRESET (targets,scaling), MAX_NOISE
+# Env: RESTART_RABBITMQ=1 (fresh RabbitMQ node), REPEAT (3), SCALE (1.0: message counts), PRESET (targets,scaling), MAX_NOISE
 # (0.3 cores: rerun a point when other processes used more), RABBITMQ_URL (default
 # amqp://guest:guest@127.0.0.1:5673/%2f), REFERENCE_RABBITMQ (the start script).
 # Run it on a quiet machine: the results record the load average and, per run, the CPU
@@ -62,6 +62,9 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# RESTART_RABBITMQ=1 restarts a running reference RabbitMQ first, so its idle memory is
+# that of a fresh node (others may be using it: off by default).
+if [ -n "${RESTART_RABBITMQ:-}" ]; then "$reference" stop || true; fi
 if ! rabbitmqctl -q -n reference@localhost ping >/dev/null 2>&1; then
   "$reference" start
   started_rabbit=1

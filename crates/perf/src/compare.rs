@@ -497,15 +497,31 @@ async fn idle_connections(uri: &str, n: usize, pid: u32) -> Result<u64, String> 
         while next < n && set.len() < 50 {
             let uri = uri.clone();
             set.spawn(async move {
-                let mut c = Client::connect(&uri, "warren-perf idle").await?;
-                c.open_channel(1).await?;
-                Ok::<Client, crate::client::Error>(c)
+                // A broker out of file descriptors accepts the TCP connection and never
+                // answers: give up instead of waiting forever.
+                tokio::time::timeout(Duration::from_secs(15), async {
+                    let mut c = Client::connect(&uri, "warren-perf idle").await?;
+                    c.open_channel(1).await?;
+                    Ok::<Client, crate::client::Error>(c)
+                })
+                .await
+                .map_err(|_| {
+                    crate::client::Error::Protocol(
+                        "no answer within 15 s (is the broker out of file descriptors?)".into(),
+                    )
+                })?
             });
             next += 1;
         }
         match set.join_next().await {
             Some(Ok(Ok(c))) => clients.push(c),
-            Some(Ok(Err(e))) => return Err(format!("connection {}: {e}", clients.len() + 1)),
+            Some(Ok(Err(e))) => {
+                let opened = clients.len();
+                for mut c in clients {
+                    let _ = c.close(Duration::from_millis(200)).await;
+                }
+                return Err(format!("{opened} of {n} connections opened, then: {e}"));
+            }
             Some(Err(e)) => return Err(format!("connect task: {e}")),
             None => break,
         }

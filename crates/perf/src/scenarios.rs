@@ -191,6 +191,15 @@ pub fn catalog(scale: f64) -> Vec<Scenario> {
         target: ratio(5.0),
     });
     v.push(Scenario {
+        name: "idle-connections-500".into(),
+        group: "memory",
+        x: 500.0,
+        title: "broker RSS with 500 idle connections, one channel each".into(),
+        kind: Kind::IdleConnections(500),
+        metric: Metric::Rss,
+        target: ratio(5.0),
+    });
+    v.push(Scenario {
         name: "idle-connections-1000".into(),
         group: "memory",
         x: 1000.0,
@@ -239,7 +248,11 @@ pub fn catalog(scale: f64) -> Vec<Scenario> {
 pub fn preset(name: &str) -> Option<Vec<&'static str>> {
     Some(match name {
         "headline" => vec!["seed-100", "seed-500", "seed-1000"],
+        // Memory first: idle RSS means a broker that has not run anything yet.
         "targets" => vec![
+            "idle-rss",
+            "idle-connections-500",
+            "idle-connections-1000",
             "seed-100",
             "seed-500",
             "seed-1000",
@@ -248,8 +261,6 @@ pub fn preset(name: &str) -> Option<Vec<&'static str>> {
             "persistent-confirm-1000",
             "fanout-10",
             "latency-10k",
-            "idle-rss",
-            "idle-connections-1000",
             "moonshot-16",
         ],
         "scaling" => vec![
