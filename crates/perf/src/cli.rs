@@ -29,6 +29,11 @@ pub struct Cli {
 pub enum Command {
     /// Publish and consume through one queue and report throughput, latency and cost.
     Run(RunArgs),
+    /// Run a scenario matrix against several brokers, interleaved and repeated, and
+    /// write CSV, JSON and a markdown summary.
+    Compare(crate::compare::CompareArgs),
+    /// Render PNG and SVG charts from a `compare` results directory.
+    Plot(crate::plot::PlotArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -53,6 +58,11 @@ pub struct RunArgs {
     /// missing exchange is declared (and deleted at the end unless --keep).
     #[arg(short = 'e', long, default_value = "")]
     pub exchange: String,
+    /// Queues, each bound to --exchange with the routing key, so each gets a copy of
+    /// every message (fanout); consumers are dealt round-robin over them. With more than
+    /// one, names are "<queue>-0", "<queue>-1", ...
+    #[arg(long, default_value_t = 1)]
+    pub queues: u16,
     /// Type for an exchange warren-perf declares.
     #[arg(short = 't', long, default_value = "direct")]
     pub exchange_type: String,
@@ -97,6 +107,15 @@ pub struct RunArgs {
     /// Keep the queue (and any exchange warren-perf declared) at the end.
     #[arg(long)]
     pub keep: bool,
+    /// Delete the queues at the end even if they existed before the run (for draining a
+    /// queue an earlier `--keep` run filled).
+    #[arg(long, conflicts_with = "keep")]
+    pub delete_queues: bool,
+    /// Without consumers: the run ends when the queues hold every message published
+    /// (polled with passive declares), not when the last publish left the socket, so
+    /// the rate and the broker's CPU cover what the broker took to enqueue them.
+    #[arg(long)]
+    pub await_queued: bool,
     /// Queue argument KEY=VALUE for the declare, repeatable (integers and true/false are
     /// sent as such): --queue-arg x-queue-type=quorum --queue-arg x-max-length=100000.
     #[arg(long = "queue-arg", value_name = "KEY=VALUE", value_parser = parse_queue_arg)]
@@ -147,6 +166,8 @@ pub enum Role {
     },
     Consumer {
         index: u16,
+        /// Index into [`Plan::queues`].
+        queue: u16,
     },
 }
 
@@ -154,7 +175,8 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub uri: AmqpUri,
-    pub queue: String,
+    /// The queues consumers read from; every published message reaches each of them.
+    pub queues: Vec<String>,
     /// We made the name up: the queue is ours to delete.
     pub generated_queue: bool,
     pub exchange: String,
@@ -164,7 +186,8 @@ pub struct Plan {
     pub queue_args: FieldTable,
     /// Messages to publish in total (`None` = until the duration ends).
     pub count: Option<u64>,
-    /// Messages after which consumers are done (`count` unless there are no producers).
+    /// Deliveries after which consumers are done (`count` per queue unless there are no
+    /// producers).
     pub consume_target: Option<u64>,
     pub duration: Option<f64>,
     /// Roles per connection; each role is one channel, numbered from 1.
@@ -217,13 +240,30 @@ impl RunArgs {
             Some(q) => (q.clone(), false),
             None => (format!("perf-{:08x}", rand::random::<u32>()), true),
         };
+        if self.queues == 0 {
+            return Err("--queues must be at least 1".into());
+        }
+        if self.queues > 1 && self.exchange.is_empty() {
+            return Err(
+                "--queues N needs --exchange: the default exchange routes to one queue".into(),
+            );
+        }
         let routing_key = self.routing_key.clone().unwrap_or_else(|| queue.clone());
+        let queues: Vec<String> = if self.queues == 1 {
+            vec![queue]
+        } else {
+            (0..self.queues).map(|i| format!("{queue}-{i}")).collect()
+        };
+        let nq = queues.len() as u64;
 
         // One connection per role by default; otherwise roles dealt round-robin, consumers
         // first so every connection gets its share of each kind.
         let p = self.producers as u64;
         let mut roles: Vec<Role> = (0..self.consumers)
-            .map(|i| Role::Consumer { index: i as u16 })
+            .map(|i| Role::Consumer {
+                index: i as u16,
+                queue: (i % queues.len()) as u16,
+            })
             .collect();
         for i in 0..self.producers {
             let share = count.map(|c| c / p + u64::from((i as u64) < c % p));
@@ -249,11 +289,11 @@ impl RunArgs {
         let consume_target = if self.producers == 0 {
             self.count
         } else {
-            count
+            count.map(|c| c * nq)
         };
         Ok(Plan {
             uri,
-            queue,
+            queues,
             generated_queue,
             exchange: self.exchange.clone(),
             exchange_type: self.exchange_type.clone(),
@@ -287,8 +327,10 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Plan, String> {
         let mut v = vec!["warren-perf", "run"];
         v.extend_from_slice(args);
-        let Command::Run(r) = Cli::try_parse_from(v).map_err(|e| e.to_string())?.command;
-        r.plan()
+        match Cli::try_parse_from(v).map_err(|e| e.to_string())?.command {
+            Command::Run(r) => r.plan(),
+            _ => unreachable!(),
+        }
     }
 
     #[test]
@@ -297,8 +339,9 @@ mod tests {
         assert_eq!(p.uri.addr(), "127.0.0.1:5672");
         assert_eq!(p.count, Some(100_000));
         assert_eq!(p.consume_target, Some(100_000));
-        assert!(p.generated_queue && p.queue.starts_with("perf-"));
-        assert_eq!(p.routing_key, p.queue);
+        assert!(p.generated_queue && p.queues[0].starts_with("perf-"));
+        assert_eq!(p.queues.len(), 1);
+        assert_eq!(p.routing_key, p.queues[0]);
         assert_eq!(p.connections.len(), 2);
         assert_eq!(p.args.prefetch, 1000);
         assert_eq!(p.threads, 1);
@@ -382,7 +425,32 @@ mod tests {
         assert_eq!(p.count, None);
         assert_eq!(p.consume_target, Some(50));
         assert!(!p.generated_queue);
-        assert_eq!(p.queue, "existing");
+        assert_eq!(p.queues, vec!["existing".to_string()]);
+    }
+
+    #[test]
+    fn fanout_queues_multiply_the_consume_target() {
+        let p = parse(&[
+            "-e", "fx", "-t", "fanout", "--queues", "3", "-y", "4", "-C", "10", "-u", "f",
+        ])
+        .unwrap();
+        assert_eq!(p.queues, vec!["f-0", "f-1", "f-2"]);
+        assert_eq!(p.consume_target, Some(30));
+        assert_eq!(p.count, Some(10));
+        let qs: Vec<u16> = p
+            .connections
+            .iter()
+            .flatten()
+            .filter_map(|r| match r {
+                Role::Consumer { queue, .. } => Some(*queue),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(qs, vec![0, 1, 2, 0]);
+        assert!(parse(&["--queues", "2"])
+            .unwrap_err()
+            .contains("--exchange"));
+        assert!(parse(&["--queues", "0"]).is_err());
     }
 
     #[test]

@@ -12,10 +12,14 @@
 //! - [`publish`]: the pre-encoded publish template the producers copy from.
 //! - [`scan`]: in-place frame scanning for deliveries and confirms.
 //! - [`confirms`]: the publisher-confirm window.
+//! - [`integrity`]: which messages arrived, to catch loss and duplicates.
 //! - [`payload`]: the timestamp + sequence stamp in each body.
 //! - [`stats`]: counters, latency histograms, per-second samples, the summary.
 //! - [`procstat`]: broker and own CPU time and memory from `/proc`.
 //! - [`run`]: the orchestration: declare, start, sample, stop, clean up, report.
+//! - [`compare`]: `warren-perf compare`, a scenario matrix against several brokers, and
+//!   [`scenarios`], its catalog of workloads and targets.
+//! - [`plot`]: `warren-perf plot`, PNG and SVG charts of a comparison.
 //!
 //! Why not lapin: the tool has to stay far from being the bottleneck on a 2-core box
 //! where it shares the CPU with the broker it measures, so the hot path is one memcpy per
@@ -23,12 +27,16 @@
 
 mod cli;
 mod client;
+mod compare;
 mod confirms;
+mod integrity;
 mod payload;
+mod plot;
 mod procstat;
 mod publish;
 mod run;
 mod scan;
+mod scenarios;
 mod stats;
 mod uri;
 mod worker;
@@ -39,7 +47,17 @@ use cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
+    let args = match cli.command {
+        Command::Run(args) => args,
+        Command::Plot(args) => exit(plot::plot(args)),
+        Command::Compare(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            exit(runtime.block_on(compare::compare(args)))
+        }
+    };
     let plan = match args.plan() {
         Ok(p) => p,
         Err(e) => {
@@ -67,4 +85,14 @@ fn main() {
     // Don't wait for stragglers (a connection stuck in close): the report is out.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     std::process::exit(code);
+}
+
+fn exit(r: Result<i32, String>) -> ! {
+    match r {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("warren-perf: {e}");
+            std::process::exit(2)
+        }
+    }
 }

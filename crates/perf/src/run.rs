@@ -23,15 +23,143 @@ use tokio::time::Instant;
 
 use crate::cli::{Plan, Role};
 use crate::client::Client;
+use crate::integrity::Tracker;
 use crate::procstat::{self, ProcSample};
 use crate::stats::{
-    new_histogram, BrokerCost, BrokerSample, ClientCost, Counters, Latency, LatencyCell, Sample,
-    Snapshot, Summary,
+    new_histogram, BrokerCost, BrokerSample, ClientCost, Counters, Integrity, Latency, LatencyCell,
+    MissingReport, Sample, Snapshot, Summary,
 };
 use crate::worker::{self, Phase, Shared};
 
 /// Exit status of a run that stopped making progress.
 pub const EXIT_STALLED: i32 = 3;
+/// Exit status of a run in which messages were lost or delivered twice.
+pub const EXIT_INTEGRITY: i32 = 4;
+/// Missing sequence numbers listed per (queue, producer) in the report.
+const MISSING_EXAMPLES: usize = 5;
+
+/// Whether every message sent reached every queue exactly once.
+///
+/// Checked when bodies carry stamps, the queues started empty, producers are part of the
+/// run, and no queue argument makes the broker drop messages on purpose. Messages still
+/// in the queues when a timed run stops are not lost: the queues' ready counts (read
+/// after the workers closed, so unacknowledged deliveries are back) cover them. That
+/// count may include a message delivered and requeued, so on a timed run up to
+/// prefetch x consumers losses could hide behind requeues; a counted run has none.
+async fn check_integrity(
+    plan: &Plan,
+    shared: &Shared,
+    ctl: &mut Control,
+    ended_by: &str,
+    failed: bool,
+) -> Integrity {
+    let c = &shared.counters;
+    let args = &plan.args;
+    let mut out = Integrity {
+        checked: false,
+        duplicates: c.duplicates.load(Relaxed),
+        redelivered_again: c.redelivered_again.load(Relaxed),
+        distinct: shared.tracker.distinct(),
+        ..Default::default()
+    };
+    let dropping_args = [
+        "x-max-length",
+        "x-max-length-bytes",
+        "x-message-ttl",
+        "x-expires",
+    ];
+    let skip = if !args.stamped() {
+        Some("bodies under 16 bytes carry no sequence number")
+    } else if args.consumers == 0 {
+        Some("no consumers")
+    } else if ctl.preexisting > 0 {
+        Some("the queues held messages before the run")
+    } else if failed {
+        Some("the run failed")
+    } else if plan
+        .queue_args
+        .iter()
+        .any(|(k, _)| dropping_args.contains(&k.as_str()))
+    {
+        Some("queue arguments let the broker drop messages")
+    } else {
+        None
+    };
+    let sent: Vec<u64> = c.per_producer.iter().map(|p| p.load(Relaxed)).collect();
+    if let (None, true) = (skip, args.producers > 0) {
+        let nq = plan.queues.len() as u16;
+        let mut left = None;
+        for attempt in 0..10 {
+            let missing = shared.tracker.missing(nq, &sent, MISSING_EXAMPLES);
+            let total: u64 = missing.iter().map(|m| m.count).sum();
+            // A counted run consumed everything it sent, or stalled: whatever is still
+            // missing is gone. A timed run may have left messages queued.
+            let queued: u64 = if ended_by == "count" || ended_by == "stalled" {
+                0
+            } else {
+                match ctl.ready_counts(plan).await {
+                    Some(v) => v.iter().sum(),
+                    None => {
+                        out.verdict = "not checked: cannot read the queues' message counts".into();
+                        return out;
+                    }
+                }
+            };
+            let nacked = c.nacked.load(Relaxed);
+            let lost = total.saturating_sub(queued).saturating_sub(nacked);
+            left = Some(queued);
+            out.checked = true;
+            out.lost = lost;
+            out.missing = missing
+                .iter()
+                .map(|m| MissingReport {
+                    queue: plan.queues[m.queue as usize].clone(),
+                    producer: m.producer,
+                    count: m.count,
+                    first: m.first.clone(),
+                })
+                .collect();
+            if lost == 0 || attempt == 9 || ended_by == "count" || ended_by == "stalled" {
+                break;
+            }
+            // A broker may still be routing the last publishes or requeueing.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        out.left_in_queues = left;
+    }
+    out.verdict = match (out.checked, skip) {
+        (false, Some(why)) if out.duplicates == 0 => format!("not checked for loss: {why}"),
+        (false, None) if out.duplicates == 0 => "not checked for loss: no producers".into(),
+        _ => String::new(),
+    };
+    if out.verdict.is_empty() {
+        let mut problems = Vec::new();
+        if out.lost > 0 {
+            let examples: Vec<String> = out
+                .missing
+                .iter()
+                .map(|m| format!("{} p{} seq {:?}", m.queue, m.producer, m.first))
+                .collect();
+            problems.push(format!(
+                "LOST {} message(s) (sent, never delivered: {})",
+                out.lost,
+                examples.join("; ")
+            ));
+        }
+        if out.duplicates > 0 {
+            problems.push(format!(
+                "DUPLICATED {} delivery(ies) not flagged redelivered",
+                out.duplicates
+            ));
+        }
+        out.verdict = if problems.is_empty() {
+            "ok: every message sent was delivered exactly once to each queue".into()
+        } else {
+            problems.join("; ")
+        };
+    }
+    out
+}
 
 /// Runs the plan; returns the process exit status.
 pub async fn run(plan: Plan) -> Result<i32, String> {
@@ -42,10 +170,10 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
     let n_conns = plan.connections.len();
     if !args.quiet {
         eprintln!(
-            "warren-perf: {} at {}, queue {:?}, {}p/{}c over {} connections, {} B messages",
+            "warren-perf: {} at {}, queue {}, {}p/{}c over {} connections, {} B messages",
             ctl.client.server,
             plan.uri,
-            plan.queue,
+            plan.queues.join(","),
             args.producers,
             args.consumers,
             n_conns,
@@ -59,17 +187,19 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
         }
         if ctl.preexisting > 0 {
             eprintln!(
-                "warren-perf: queue {:?} already holds {} messages",
-                plan.queue, ctl.preexisting
+                "warren-perf: the queues already hold {} messages (not checked for loss \
+                 or duplicates)",
+                ctl.preexisting
             );
         }
     }
 
     let shared = Arc::new(Shared {
         plan: plan.clone(),
-        counters: Arc::new(Counters::new(args.consumers)),
+        counters: Arc::new(Counters::new(args.consumers, args.producers)),
         done: Arc::new(Notify::new()),
         producers_total,
+        tracker: Arc::new(Tracker::new()),
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let (ready_tx, mut ready_rx) = mpsc::channel(n_conns);
@@ -82,7 +212,7 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
             .iter()
             .map(|r| match r {
                 Role::Producer { index, .. } => format!("p{index}"),
-                Role::Consumer { index } => format!("c{index}"),
+                Role::Consumer { index, .. } => format!("c{index}"),
             })
             .collect();
         let name = format!("warren-perf {} ({})", i, kinds.join(","));
@@ -184,9 +314,10 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
         {
             publish_end = Some(Instant::now());
         }
+        let again = c.duplicates.load(Relaxed) + c.redelivered_again.load(Relaxed);
         let consumed_enough = plan
             .consume_target
-            .is_some_and(|t| c.consumed.load(Relaxed) >= t);
+            .is_some_and(|t| c.consumed.load(Relaxed).saturating_sub(again) >= t);
         let finished = if args.consumers > 0 {
             consumed_enough
         } else {
@@ -195,6 +326,15 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
         if finished {
             ended_by = "count".into();
             break;
+        }
+    }
+    if ended_by == "count" && args.await_queued && args.consumers == 0 {
+        match await_queued(&plan, &shared.counters, &mut ctl).await {
+            Ok(()) => publish_end = Some(Instant::now()),
+            Err(e) => {
+                eprintln!("warren-perf: {e}");
+                failure = Some(e);
+            }
         }
     }
     let end = Instant::now();
@@ -207,6 +347,7 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
     for e in join_all(&mut workers).await {
         eprintln!("warren-perf: while closing: {e}");
     }
+    let integrity = check_integrity(&plan, &shared, &mut ctl, &ended_by, failure.is_some()).await;
     ctl.teardown(&plan).await;
 
     let snap = shared.counters.snapshot();
@@ -220,17 +361,49 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
         (broker_before, broker_after),
         self_after.saturating_sub(self_before),
         ended_by,
+        integrity,
     );
     if args.json {
         println!("{}", serde_json::to_string(&summary).expect("serializable"));
     } else {
         print!("{}", summary.table());
     }
+    if !summary.integrity.ok() {
+        eprintln!("warren-perf: {}", summary.integrity.verdict);
+    }
     Ok(match (failure, summary.ended_by.as_str()) {
         (Some(_), _) => 1,
+        _ if !summary.integrity.ok() => EXIT_INTEGRITY,
         (None, "stalled") => EXIT_STALLED,
         _ => 0,
     })
+}
+
+/// Polls the queues until they hold every message published (each queue a copy).
+async fn await_queued(plan: &Plan, counters: &Counters, ctl: &mut Control) -> Result<(), String> {
+    let want = counters.published.load(Relaxed) + ctl.preexisting;
+    let mut last = 0;
+    let mut last_change = Instant::now();
+    loop {
+        let counts = ctl
+            .ready_counts(plan)
+            .await
+            .ok_or("--await-queued: cannot read the queues' message counts")?;
+        if counts.iter().all(|&n| n >= want) {
+            return Ok(());
+        }
+        let least = counts.iter().copied().min().unwrap_or(0);
+        if least != last {
+            (last, last_change) = (least, Instant::now());
+        } else if plan.args.stall_timeout > 0
+            && last_change.elapsed() > Duration::from_secs(plan.args.stall_timeout)
+        {
+            return Err(format!(
+                "--await-queued: the queues hold {least} of {want} messages and stopped growing"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -267,9 +440,10 @@ async fn join_all(workers: &mut JoinSet<crate::client::Result<()>>) -> Vec<Strin
 struct Control {
     client: Client,
     channel: u16,
-    created_queue: bool,
+    created_queues: Vec<String>,
     created_exchange: bool,
-    preexisting: u32,
+    /// Messages the queues held before the run.
+    preexisting: u64,
 }
 
 impl Control {
@@ -306,64 +480,100 @@ impl Control {
                 Err(e) => return Err(err(&format!("exchange.declare {x:?}"), e)),
             }
         }
-        let q = &plan.queue;
-        let declare_err = |e| err(&format!("queue.declare {q:?}"), e);
-        let (preexisting, created_queue) = if plan.generated_queue {
-            let n = client
-                .queue_declare(ch, q, false, plan.durable, plan.queue_args.clone())
-                .await
-                .map_err(declare_err)?;
-            (n, true)
-        } else {
-            match client
-                .queue_declare(ch, q, true, false, Default::default())
-                .await
-            {
-                Ok(n) => (n, false),
-                Err(e) if e.code() == Some(404) => {
-                    ch += 1;
-                    client
-                        .open_channel(ch)
-                        .await
-                        .map_err(|e| err("channel.open", e))?;
-                    let n = client
-                        .queue_declare(ch, q, false, plan.durable, plan.queue_args.clone())
-                        .await
-                        .map_err(declare_err)?;
-                    (n, true)
-                }
-                Err(e) => return Err(declare_err(e)),
-            }
-        };
         let mut ctl = Control {
             client,
             channel: ch,
-            created_queue,
+            created_queues: Vec::new(),
             created_exchange,
-            preexisting,
+            preexisting: 0,
         };
-        if !plan.exchange.is_empty() {
-            if let Err(e) = ctl
-                .client
-                .queue_bind(ch, q, &plan.exchange, &plan.routing_key)
-                .await
-            {
+        for q in &plan.queues {
+            if let Err(e) = ctl.declare_queue(plan, q).await {
                 ctl.teardown(plan).await;
-                return Err(err("queue.bind", e));
+                return Err(e);
             }
         }
         Ok(ctl)
     }
 
+    /// Declares (or finds) queue `q` and binds it to the run's exchange.
+    async fn declare_queue(&mut self, plan: &Plan, q: &str) -> Result<(), String> {
+        let err = |what: &str, e: crate::client::Error| format!("{what}: {e}");
+        let declare_err = |e| err(&format!("queue.declare {q:?}"), e);
+        let existing = if plan.generated_queue {
+            None
+        } else {
+            match self
+                .client
+                .queue_declare(self.channel, q, true, false, Default::default())
+                .await
+            {
+                Ok(n) => Some(n),
+                Err(e) if e.code() == Some(404) => {
+                    // The failed passive declare closed the channel.
+                    self.channel += 1;
+                    self.client
+                        .open_channel(self.channel)
+                        .await
+                        .map_err(|e| err("channel.open", e))?;
+                    None
+                }
+                Err(e) => return Err(declare_err(e)),
+            }
+        };
+        match existing {
+            Some(n) => self.preexisting += n as u64,
+            None => {
+                let n = self
+                    .client
+                    .queue_declare(
+                        self.channel,
+                        q,
+                        false,
+                        plan.durable,
+                        plan.queue_args.clone(),
+                    )
+                    .await
+                    .map_err(declare_err)?;
+                self.preexisting += n as u64;
+                self.created_queues.push(q.to_string());
+            }
+        }
+        if !plan.exchange.is_empty() {
+            self.client
+                .queue_bind(self.channel, q, &plan.exchange, &plan.routing_key)
+                .await
+                .map_err(|e| err("queue.bind", e))?;
+        }
+        Ok(())
+    }
+
+    /// Messages ready in each of the run's queues (after the workers closed, so
+    /// unacknowledged deliveries are back in them); `None` if any cannot be read.
+    async fn ready_counts(&mut self, plan: &Plan) -> Option<Vec<u64>> {
+        let mut v = Vec::with_capacity(plan.queues.len());
+        for q in &plan.queues {
+            let n = self
+                .client
+                .queue_declare(self.channel, q, true, false, Default::default())
+                .await
+                .ok()?;
+            v.push(n as u64);
+        }
+        Some(v)
+    }
+
     /// Deletes what we created (unless `--keep`), then closes. Failures are warnings.
     async fn teardown(&mut self, plan: &Plan) {
         let ch = self.channel;
+        if plan.args.delete_queues {
+            self.created_queues = plan.queues.clone();
+        }
         if !plan.args.keep {
-            if self.created_queue {
-                if let Err(e) = self.client.queue_delete(ch, &plan.queue).await {
-                    eprintln!("warren-perf: could not delete queue {:?}: {e}", plan.queue);
+            for q in std::mem::take(&mut self.created_queues) {
+                if let Err(e) = self.client.queue_delete(ch, &q).await {
+                    eprintln!("warren-perf: could not delete queue {q:?}: {e}");
                 }
-                self.created_queue = false;
             }
             if self.created_exchange {
                 if let Err(e) = self.client.exchange_delete(ch, &plan.exchange).await {
@@ -489,6 +699,7 @@ impl Reporter {
         (before, after): (Option<ProcSample>, Option<ProcSample>),
         client_cpu: Duration,
         ended_by: String,
+        integrity: Integrity,
     ) -> Summary {
         self.drain(cells);
         let t0 = self.t0;
@@ -531,7 +742,7 @@ impl Reporter {
             kind: "summary",
             broker_product: server.to_string(),
             uri: plan.uri.to_string(),
-            queue: plan.queue.clone(),
+            queue: plan.queues.join(","),
             producers: a.producers,
             consumers: a.consumers,
             connections: plan.connections.len(),
@@ -565,6 +776,7 @@ impl Reporter {
                 cpu_seconds_per_million: per_msg(cpu),
             },
             ended_by,
+            integrity,
         }
     }
 }

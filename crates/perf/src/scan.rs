@@ -92,14 +92,14 @@ pub const BASIC_DELIVER: (u16, u16) = (60, 60);
 pub const BASIC_ACK: (u16, u16) = (60, 80);
 pub const BASIC_NACK: (u16, u16) = (60, 120);
 
-/// The delivery tag of a `basic.deliver` payload (after its consumer tag).
+/// (delivery tag, redelivered) of a `basic.deliver` payload: the tag follows the
+/// consumer tag, and the bit octet after it holds `redelivered`.
 #[inline]
-pub fn deliver_tag(payload: &[u8]) -> Option<u64> {
+pub fn deliver_fields(payload: &[u8]) -> Option<(u64, bool)> {
     let tag_len = *payload.get(4)? as usize;
     let at = 5 + tag_len;
-    Some(u64::from_be_bytes(
-        payload.get(at..at + 8)?.try_into().ok()?,
-    ))
+    let tag = u64::from_be_bytes(payload.get(at..at + 8)?.try_into().ok()?);
+    Some((tag, payload.get(at + 8)? & 1 != 0))
 }
 
 /// (delivery tag, multiple) of a `basic.ack` or `basic.nack` payload: both start with the
@@ -130,7 +130,7 @@ mod tests {
         let deliver: Method = BasicDeliver {
             consumer_tag: "amq.ctag-xyz".into(),
             delivery_tag: 123_456_789,
-            redelivered: false,
+            redelivered: true,
             exchange: "".into(),
             routing_key: "q".into(),
         }
@@ -166,7 +166,7 @@ mod tests {
         // method, header, two body frames (5000 > 4088), ack, nack
         assert_eq!(frames.len(), 6);
         assert_eq!(method_ids(&frames[0].2), BASIC_DELIVER);
-        assert_eq!(deliver_tag(&frames[0].2), Some(123_456_789));
+        assert_eq!(deliver_fields(&frames[0].2), Some((123_456_789, true)));
         assert_eq!(frames[1].0, FrameType::Header);
         assert_eq!(body_size(&frames[1].2), Some(5000));
         assert_eq!(frames[2].2.len() + frames[3].2.len(), 5000);
@@ -189,6 +189,6 @@ mod tests {
             peek(b"AMQP\x00\x00\x09\x01").unwrap_err(),
             FrameError::UnknownType(b'A')
         );
-        assert_eq!(deliver_tag(&[0, 60, 0, 60, 200]), None);
+        assert_eq!(deliver_fields(&[0, 60, 0, 60, 200]), None);
     }
 }

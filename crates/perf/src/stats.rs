@@ -28,8 +28,14 @@ pub struct Counters {
     pub producers_done: AtomicUsize,
     /// Connections the broker has blocked (`connection.blocked`) right now.
     pub blocked: AtomicUsize,
+    /// Deliveries of a message already delivered, not flagged `redelivered`.
+    pub duplicates: AtomicU64,
+    /// Deliveries of a message already delivered, flagged `redelivered`.
+    pub redelivered_again: AtomicU64,
     /// Deliveries per consumer (by consumer index), to see how the broker spread them.
     pub per_consumer: Vec<AtomicU64>,
+    /// Messages sent per producer (by producer index), for the loss check.
+    pub per_producer: Vec<AtomicU64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,9 +47,10 @@ pub struct Snapshot {
 }
 
 impl Counters {
-    pub fn new(consumers: usize) -> Counters {
+    pub fn new(consumers: usize, producers: usize) -> Counters {
         Counters {
             per_consumer: (0..consumers).map(|_| AtomicU64::new(0)).collect(),
+            per_producer: (0..producers).map(|_| AtomicU64::new(0)).collect(),
             ..Default::default()
         }
     }
@@ -251,6 +258,46 @@ pub struct Summary {
     pub client: ClientCost,
     /// Why the run stopped: "count", "duration", "interrupted", "stalled", "error".
     pub ended_by: String,
+    pub integrity: Integrity,
+}
+
+/// Messages of one (queue, producer) that never arrived.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MissingReport {
+    pub queue: String,
+    pub producer: u16,
+    pub count: u64,
+    /// The first few missing sequence numbers.
+    pub first: Vec<u64>,
+}
+
+/// Whether the broker delivered every message sent exactly once to each queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Integrity {
+    /// Loss was checked (see `verdict` for why not).
+    pub checked: bool,
+    /// Messages sent and neither delivered nor still queued (nor nacked).
+    pub lost: u64,
+    /// Second deliveries of a message not flagged `redelivered`.
+    pub duplicates: u64,
+    /// Second deliveries flagged `redelivered` (requeues; not an error).
+    pub redelivered_again: u64,
+    /// Distinct (queue, producer, sequence) deliveries seen.
+    pub distinct: u64,
+    /// Messages still ready in the queues after a timed run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_in_queues: Option<u64>,
+    /// Not yet delivered when the check ran, per (queue, producer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingReport>,
+    /// One line for people.
+    pub verdict: String,
+}
+
+impl Integrity {
+    pub fn ok(&self) -> bool {
+        self.lost == 0 && self.duplicates == 0
+    }
 }
 
 impl Summary {
@@ -371,6 +418,7 @@ impl Summary {
                 self.client.cpu_seconds_per_million
             ),
         ));
+        rows.push(("integrity", self.integrity.verdict.clone()));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         rows.iter()
             .map(|(k, v)| format!("{k:<width$}  {v}\n"))
@@ -502,6 +550,7 @@ mod tests {
             broker: None,
             client: ClientCost::default(),
             ended_by: "count".into(),
+            integrity: Integrity::default(),
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(!json.contains('\n'));

@@ -32,6 +32,7 @@ use warren_amqp_codec::{FrameType, Method};
 use crate::cli::{Plan, Role};
 use crate::client::{Client, Error, Result};
 use crate::confirms::ConfirmTracker;
+use crate::integrity::{Seen, Tracker};
 use crate::payload::{now_ns, read_stamp, sequence};
 use crate::publish::PublishTemplate;
 use crate::scan;
@@ -61,6 +62,7 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     pub done: Arc<Notify>,
     pub producers_total: usize,
+    pub tracker: Arc<Tracker>,
 }
 
 struct Producer {
@@ -110,6 +112,10 @@ enum Content {
 
 struct Consumer {
     index: u16,
+    /// Index of the queue it consumes, for the integrity check.
+    queue: u16,
+    /// The delivery in progress was flagged `redelivered`.
+    redelivered: bool,
     content: Content,
     unacked: u32,
     /// Deliveries not yet added to the shared per-consumer count.
@@ -140,6 +146,8 @@ struct Worker {
     confirmed: u64,
     nacked: u64,
     consumed: u64,
+    /// Deliveries of the current read batch, for the integrity tracker.
+    seen: Vec<Seen>,
     shared: Arc<Shared>,
     latency: Arc<LatencyCell>,
 }
@@ -191,6 +199,7 @@ pub async fn run(
         confirmed: 0,
         nacked: 0,
         consumed: 0,
+        seen: Vec::new(),
         shared: shared.clone(),
         latency,
     };
@@ -217,10 +226,12 @@ pub async fn run(
                     done: false,
                 });
             }
-            Role::Consumer { index } => {
+            Role::Consumer { index, queue } => {
                 w.slots[channel as usize] = Slot::Consumer(w.consumers.len());
                 w.consumers.push(Consumer {
                     index,
+                    queue,
+                    redelivered: false,
                     content: Content::Idle,
                     unacked: 0,
                     delivered: 0,
@@ -246,12 +257,13 @@ async fn setup(name: &str, roles: &[Role], plan: &Plan) -> Result<Client> {
                     c.confirm_select(ch).await?;
                 }
             }
-            Role::Consumer { index } => {
+            Role::Consumer { index, queue } => {
                 if args.prefetch > 0 && !args.auto_ack {
                     c.qos(ch, args.prefetch).await?;
                 }
                 let tag = format!("warren-perf-c{index}");
-                c.consume(ch, &plan.queue, &tag, args.auto_ack).await?;
+                c.consume(ch, &plan.queues[*queue as usize], &tag, args.auto_ack)
+                    .await?;
             }
         }
     }
@@ -391,10 +403,19 @@ impl Worker {
             c.nacked
                 .fetch_add(std::mem::take(&mut self.nacked), Relaxed);
         }
+        for p in &self.producers {
+            c.per_producer[p.index as usize].store(p.sent, Relaxed);
+        }
         if self.consumed > 0 {
             let n = std::mem::take(&mut self.consumed);
             let total = c.consumed.fetch_add(n, Relaxed) + n;
-            if self.shared.plan.consume_target.is_some_and(|t| total >= t) {
+            let again = c.duplicates.load(Relaxed) + c.redelivered_again.load(Relaxed);
+            if self
+                .shared
+                .plan
+                .consume_target
+                .is_some_and(|t| total.saturating_sub(again) >= t)
+            {
                 self.shared.done.notify_one();
             }
             for k in &mut self.consumers {
@@ -441,8 +462,11 @@ impl Worker {
                     let ids = scan::method_ids(f.payload);
                     match slot {
                         Slot::Consumer(i) if ids == scan::BASIC_DELIVER => {
-                            let tag = scan::deliver_tag(f.payload).ok_or_else(truncated)?;
-                            self.consumers[i].content = Content::Header(tag);
+                            let (tag, redelivered) =
+                                scan::deliver_fields(f.payload).ok_or_else(truncated)?;
+                            let c = &mut self.consumers[i];
+                            c.content = Content::Header(tag);
+                            c.redelivered = redelivered;
                         }
                         Slot::Producer(i) if ids == scan::BASIC_ACK || ids == scan::BASIC_NACK => {
                             let (tag, multiple) =
@@ -477,9 +501,15 @@ impl Worker {
                 (FrameType::Body, Slot::Consumer(i)) => {
                     if let Content::Body { tag, left, first } = self.consumers[i].content {
                         if first {
-                            if let Some((sent, _seq)) = read_stamp(f.payload) {
+                            if let Some((sent, seq)) = read_stamp(f.payload) {
                                 let h = e2e.get_or_insert_with(|| lock(&latency.end_to_end));
                                 h.saturating_record(now.saturating_sub(sent));
+                                let c = &self.consumers[i];
+                                self.seen.push(Seen {
+                                    queue: c.queue,
+                                    seq,
+                                    redelivered: c.redelivered,
+                                });
                             }
                         }
                         let left = left.saturating_sub(f.payload.len() as u64);
@@ -498,6 +528,18 @@ impl Worker {
             }
         }
         rbuf.advance(at);
+        drop((e2e, conf));
+        if !self.seen.is_empty() {
+            let a = self.shared.tracker.apply(&self.seen);
+            self.seen.clear();
+            let c = &self.shared.counters;
+            if a.duplicates > 0 {
+                c.duplicates.fetch_add(a.duplicates, Relaxed);
+            }
+            if a.redelivered_again > 0 {
+                c.redelivered_again.fetch_add(a.redelivered_again, Relaxed);
+            }
+        }
         Ok(())
     }
 
