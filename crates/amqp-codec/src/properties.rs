@@ -174,6 +174,11 @@ impl BasicProperties {
     pub fn decode(raw: &Bytes) -> Result<BasicProperties> {
         let mut r = Reader::new(raw);
         let flags = r.short()?;
+        if flags & 1 != 0 {
+            // As the view: a continuation word is malformed for basic (found by fuzzing;
+            // the two used to disagree).
+            return Err(CodecError::Truncated);
+        }
         let mut p = BasicProperties::default();
         macro_rules! opt {
             ($flag:expr, $e:expr) => {
@@ -268,6 +273,15 @@ impl BasicProperties {
 mod tests {
     use super::*;
     use crate::table::FieldValue;
+
+    /// Regression (cargo fuzz, target `properties`): a continuation flag word was
+    /// accepted by the decoder and refused by the view.
+    #[test]
+    fn continuation_flags_refused_by_decoder_and_view() {
+        let raw = Bytes::from_static(&[0x08, 0x01, 0xf5, 0x52]);
+        assert!(BasicProperties::decode(&raw).is_err());
+        assert!(PropertiesView::parse(&raw).is_err());
+    }
 
     #[test]
     fn full_properties_round_trip_and_view_agrees() {

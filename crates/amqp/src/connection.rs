@@ -139,7 +139,7 @@ pub async fn serve_connection(
         sock.as_raw_fd()
     };
     let (r, w) = sock.into_split();
-    serve_stream(r, w, fd, peer, local, None, broker, cfg, shutdown).await
+    serve_stream(r, w, Some(fd), peer, local, None, broker, cfg, shutdown).await
 }
 
 /// Serves one accepted socket with TLS (AMQPS): the TLS handshake counts towards the
@@ -176,14 +176,29 @@ pub async fn serve_tls_connection(
         .and_then(|c| c.first())
         .and_then(|c| warren_tls::common_name(c));
     let (r, w) = tokio::io::split(tls);
-    serve_stream(r, w, fd, peer, local, cn, broker, cfg, shutdown).await
+    serve_stream(r, w, Some(fd), peer, local, cn, broker, cfg, shutdown).await
+}
+
+/// Serves a connection over any byte stream (no socket: no TCP statistics). The fuzz
+/// target for the connection state machine drives the broker through this.
+pub async fn serve_io<S>(
+    stream: S,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    cfg: Arc<AmqpConfig>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (r, w) = tokio::io::split(stream);
+    serve_stream(r, w, None, peer, peer, None, broker, cfg, shutdown).await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn serve_stream<R, W>(
     mut r: R,
     mut w: W,
-    fd: i32,
+    fd: Option<i32>,
     peer: SocketAddr,
     local: SocketAddr,
     peer_cn: Option<String>,
@@ -260,7 +275,7 @@ async fn serve_stream<R, W>(
         frame_max: opened.frame_max,
         channel_max: opened.channel_max,
         heartbeat: opened.heartbeat,
-        fd: Some(fd),
+        fd,
     });
     let out = Arc::new(Outbound::default());
     let heartbeat = Duration::from_secs(opened.heartbeat as u64);

@@ -30,6 +30,7 @@ mod tx;
 
 use std::time::Duration;
 
+pub use connection::serve_io;
 pub use listener::{serve, serve_tls};
 
 /// Protocol limits and identity, as the broker offers them in `connection.tune`.

@@ -13,10 +13,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut once = BytesMut::new();
-    t.encode(&mut once);
+    t.encode_entries(&mut once);
     let once = once.freeze();
     let t2 = FieldTable::decode(&once).expect("re-encoded table decodes");
     let mut twice = BytesMut::new();
-    t2.encode(&mut twice);
+    t2.encode_entries(&mut twice);
     assert_eq!(once, twice.freeze());
 });
