@@ -32,7 +32,7 @@ mod listing;
 mod metrics;
 mod rates;
 mod render;
-mod sys;
+pub mod sys;
 mod ui;
 
 use std::net::SocketAddr;

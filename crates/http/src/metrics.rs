@@ -169,7 +169,7 @@ fn common(state: &State, o: &mut Out) {
         "rabbitmq_resident_memory_limit_bytes",
         "gauge",
         "Memory high watermark in bytes",
-        sys::total_memory() * 2 / 5,
+        sys::memory_limit(b),
     );
     o.one(
         "rabbitmq_disk_space_available_bytes",

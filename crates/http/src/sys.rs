@@ -39,13 +39,33 @@ pub fn fd_total() -> u64 {
     }
 }
 
-/// Physical memory of the machine, bytes.
+/// The memory the broker may use, bytes: the machine's RAM, or its cgroup's limit if
+/// lower (a container's limit is what the kernel enforces).
 pub fn total_memory() -> u64 {
     let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    s.lines()
+    let ram = s
+        .lines()
         .find(|l| l.starts_with("MemTotal:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .map_or(0, |kb| kb * 1024);
+    let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|s| s.trim().parse::<u64>().ok())
+        .min();
+    match cgroup {
+        Some(c) if c > 0 && (ram == 0 || c < ram) => c,
+        _ => ram,
+    }
+}
+
+/// The memory high watermark, bytes: the one the memory monitor enforces, or RabbitMQ's
+/// default (0.4 of memory) when no monitor runs.
+pub fn memory_limit(b: &warren_core::Broker) -> u64 {
+    match b.alarms.memory_limit() {
+        0 => total_memory() * 2 / 5,
+        l => l,
+    }
 }
 
 /// Free space where `dir` is, bytes (what an unprivileged writer can use).

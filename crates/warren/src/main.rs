@@ -198,7 +198,7 @@ fn apply_config(
                 extra.loopback_users = Some(vec![]);
             }
             config::Setting::DiskFreeRelative(f) if !explicit("disk_free_limit") => {
-                let bytes = (f * memory::total_memory() as f64) as u64;
+                let bytes = (f * warren_http::sys::total_memory() as f64) as u64;
                 argv.push("--disk-free-limit".into());
                 argv.push(bytes.to_string().into());
             }
@@ -453,7 +453,7 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
     let web_stomp = bind(args.bind, args.web_stomp_port, "Web-STOMP").await?;
 
     let scheduler = tokio::spawn(broker.scheduler.clone().run());
-    let total_mem = memory::total_memory();
+    let total_mem = warren_http::sys::total_memory();
     let mem_limit = memory::watermark(
         args.vm_memory_high_watermark,
         args.vm_memory_high_watermark_absolute,

@@ -158,7 +158,6 @@ pub async fn put_cluster_name(
 fn node_json(state: &State) -> Value {
     let b = &state.broker;
     let c = b.registry().churn();
-    let total_mem = sys::total_memory();
     let uptime = state.started.elapsed().as_millis() as u64;
     let mut m = serde_json::Map::new();
     let mut put = |k: &str, v: Value| {
@@ -171,13 +170,7 @@ fn node_json(state: &State) -> Value {
     put("partitions", json!([]));
     put("fd_total", json!(sys::fd_total()));
     put("sockets_total", json!(sys::fd_total()));
-    put(
-        "mem_limit",
-        json!(match b.alarms.memory_limit() {
-            0 => total_mem * 2 / 5,
-            l => l,
-        }),
-    );
+    put("mem_limit", json!(sys::memory_limit(b)));
     put("mem_alarm", json!(b.alarms.memory()));
     put("disk_free_limit", json!(state.cfg.disk_free_limit));
     put("disk_free_alarm", json!(b.alarms.disk()));
