@@ -167,8 +167,9 @@ fn apply_config(
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         )
     };
-    // Re-parse with the file's values as defaults, then restore what was explicit:
-    // clap does the value checking for the file too.
+    // Re-parse with the file's settings as flags placed before the real command line
+    // (a later flag overrides an earlier one), so clap checks the file's values too.
+    // Settings a WARREN_* variable gives are left out: in argv they would beat it.
     let mut argv: Vec<std::ffi::OsString> = vec!["warren".into()];
     let mut loopback: Vec<String> = vec!["guest".into()];
     for s in &parsed.settings {
@@ -206,6 +207,7 @@ fn apply_config(
             config::Setting::LogLevel(l) => extra.log_level = Some(l.clone()),
         }
     }
+    argv.extend(std::env::args_os().skip(1));
     let from_file = Args::command().try_get_matches_from(&argv).map_err(|e| {
         // Name the key and line: find the setting clap refused by checking each alone.
         let culprit = parsed
@@ -229,51 +231,7 @@ fn apply_config(
             culprit.unwrap_or_else(|| e.render().to_string().lines().next().unwrap_or("").into())
         )
     })?;
-    let mut merged = Args::from_arg_matches(&from_file).map_err(|e| e.to_string())?;
-    // Everything given explicitly comes from the command line / environment.
-    let cli = Args::from_arg_matches(matches).map_err(|e| e.to_string())?;
-    macro_rules! keep_explicit {
-        ($($f:ident),*) => { $( if explicit(stringify!($f)) { merged.$f = cli.$f.clone(); } )* };
-    }
-    keep_explicit!(
-        bind,
-        amqp_port,
-        amqps_port,
-        tls_cert,
-        tls_key,
-        tls_ca,
-        tls_verify_peer,
-        tls_fail_if_no_peer_cert,
-        http_port,
-        mqtt_port,
-        stomp_port,
-        web_mqtt_port,
-        web_stomp_port,
-        prometheus_port,
-        mqtt_exchange,
-        mqtt_max_packet_size,
-        data_dir,
-        disk_free_limit,
-        vm_memory_high_watermark,
-        vm_memory_high_watermark_absolute,
-        segment_size,
-        sync_topology,
-        node_name,
-        stats_interval,
-        consumer_timeout,
-        heartbeat,
-        frame_max,
-        channel_max,
-        max_message_size,
-        handshake_timeout,
-        load_definitions
-    );
-    // Flags the file cannot set keep their command-line values.
-    merged.data_dir = cli.data_dir;
-    merged.segment_size = cli.segment_size;
-    merged.sync_topology = cli.sync_topology;
-    merged.node_name = cli.node_name;
-    merged.config = cli.config;
+    let merged = Args::from_arg_matches(&from_file).map_err(|e| e.to_string())?;
     *args = merged;
     Ok((extra, parsed.warnings))
 }
