@@ -124,6 +124,14 @@ impl ChannelProbe for ChannelShared {
     }
 }
 
+/// Sets up an accepted socket: no Nagle delay; its local address and descriptor (for
+/// the registry's TCP statistics).
+fn prepare(sock: &TcpStream, peer: SocketAddr) -> (SocketAddr, i32) {
+    use std::os::fd::AsRawFd;
+    let _ = sock.set_nodelay(true);
+    (sock.local_addr().unwrap_or(peer), sock.as_raw_fd())
+}
+
 /// Serves one accepted socket to the end.
 pub async fn serve_connection(
     sock: TcpStream,
@@ -132,12 +140,7 @@ pub async fn serve_connection(
     cfg: Arc<AmqpConfig>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = sock.set_nodelay(true);
-    let local = sock.local_addr().unwrap_or(peer);
-    let fd = {
-        use std::os::fd::AsRawFd;
-        sock.as_raw_fd()
-    };
+    let (local, fd) = prepare(&sock, peer);
     let (r, w) = sock.into_split();
     serve_stream(r, w, Some(fd), peer, local, None, broker, cfg, shutdown).await
 }
@@ -152,12 +155,7 @@ pub async fn serve_tls_connection(
     cfg: Arc<AmqpConfig>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = sock.set_nodelay(true);
-    let local = sock.local_addr().unwrap_or(peer);
-    let fd = {
-        use std::os::fd::AsRawFd;
-        sock.as_raw_fd()
-    };
+    let (local, fd) = prepare(&sock, peer);
     let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(sock)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
