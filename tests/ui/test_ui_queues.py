@@ -77,8 +77,11 @@ def test_queue_lifecycle(ui, broker, uniq):
         # The rate chart moves: the publish series gets a non-zero value and a line.
         ui.wait(lambda: float(ui.wait_css(".chart-block [data-series='publish'][data-value]").get_attribute("data-value") or 0) > 0,
                 timeout=20, what="a publish rate above 0")
-        ui.wait(lambda: "L" in (ui.css(".chart[data-chart='rates'] path[data-series='publish']") or [None])[0].get_attribute("d"),
-                timeout=20, what="a publish rate line")
+        def publish_line():
+            # the chart is redrawn on each refresh: the path may be absent for a moment
+            paths = ui.css(".chart[data-chart='rates'] path[data-series='publish']")
+            return bool(paths) and "L" in (paths[0].get_attribute("d") or "")
+        ui.wait(publish_line, timeout=20, what="a publish rate line")
         ui.wait(lambda: int(figure(ui, "total") or 0) > 1, what="the total to grow")
     finally:
         pub.stop()
