@@ -158,17 +158,19 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn marks_in_one_round_share_an_epoch_and_complete() {
+    fn marks_get_ordered_epochs_and_sync_now_completes_them() {
         let c = Committer::start();
         let dir = tempfile::tempdir().unwrap();
         let mut f = File::create(dir.path().join("a")).unwrap();
         f.write_all(b"x").unwrap();
         let f = SyncFile::new(f);
         let e1 = c.mark(&f);
+        // The commit thread may take the first mark's round before the second mark
+        // arrives, so the second one shares that epoch or gets the next.
         let e2 = c.mark(&f);
-        assert_eq!(e1, e2);
+        assert!(e2 == e1 || e2 == e1 + 1, "e1={e1} e2={e2}");
         c.sync_now();
-        assert!(c.done() >= e1);
+        assert!(c.done() >= e2);
         c.stop();
     }
 }
