@@ -159,6 +159,7 @@ impl Channel {
         let queue_name = self.queue_name(&m.queue)?;
         self.access.check(Kind::Queue, &queue_name, Perm::Read)?;
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
+        queue.check_not_stream("basic.get")?;
         let Some((env, left)) = queue.get(m.no_ack) else {
             self.send(
                 ctx,
@@ -226,6 +227,10 @@ impl Channel {
         requeue: bool,
     ) -> Result<()> {
         let taken = self.take_unacked(tag, multiple)?;
+        if let Some(u) = taken.iter().find(|u| u.queue.is_stream()) {
+            // RabbitMQ 3.10 closes the connection; what was taken goes with it.
+            u.queue.check_not_stream("basic.nack and basic.reject")?;
+        }
         let outcome = if requeue {
             Outcome::Requeue
         } else {

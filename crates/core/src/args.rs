@@ -43,6 +43,7 @@ enum Check {
     QueueMode,
     Bool,
     QueueType,
+    MaxAge,
     Ignore,
 }
 
@@ -66,6 +67,7 @@ fn check_for(key: &str) -> Check {
         "x-queue-mode" => Check::QueueMode,
         "x-single-active-consumer" | "x-message-deduplication" => Check::Bool,
         "x-queue-type" => Check::QueueType,
+        "x-max-age" => Check::MaxAge,
         _ => Check::Ignore,
     }
 }
@@ -126,8 +128,12 @@ fn check_value(check: Check, v: &FieldValue) -> Result<(), String> {
             FieldValue::Bool(_) => Ok(()),
             _ => Err(format!("{{unacceptable_type,{}}}", v.type_name())),
         },
+        Check::MaxAge => match v.as_str().and_then(crate::stream::parse_age) {
+            Some(_) => Ok(()),
+            None => Err("invalid_max_age".into()),
+        },
         Check::QueueType => match v.as_str() {
-            Some("classic" | "quorum") => Ok(()),
+            Some("classic" | "quorum" | "stream") => Ok(()),
             Some(t) => Err(format!("\"unsupported queue type '{t}'\"")),
             None => Err(format!("{{unacceptable_type,{}}}", v.type_name())),
         },
@@ -168,11 +174,17 @@ pub fn validate_queue_args(
             }
         }
     }
-    if args.get("x-queue-type").and_then(|v| v.as_str()) == Some("quorum") {
+    let kind = args.get("x-queue-type").and_then(|v| v.as_str());
+    if matches!(kind, Some("quorum" | "stream")) {
         let bad = if !durable {
             Some("non-durable")
         } else if exclusive {
-            Some("exclusive")
+            // RabbitMQ's words differ between the two types.
+            Some(if kind == Some("stream") {
+                "exclusive-owner"
+            } else {
+                "exclusive"
+            })
         } else if auto_delete {
             Some("auto-delete")
         } else {
@@ -233,13 +245,20 @@ pub fn assert_equivalent(
 ) -> Result<(), BrokerError> {
     let classic = FieldValue::from("classic");
     for k in keys {
-        let norm = |t: &FieldTable| -> Option<FieldValue> {
-            match (t.get(k), *k) {
-                (None, "x-queue-type") => Some(classic.clone()),
-                (v, _) => v.cloned(),
+        // An absent type equals `classic`; against another type it reads as absent.
+        let other_side_classic = |t: &FieldTable| {
+            *k == "x-queue-type"
+                && t.get(k)
+                    .and_then(|v| v.as_str())
+                    .is_none_or(|v| v == "classic")
+        };
+        let norm = |t: &FieldTable, other: &FieldTable| -> Option<FieldValue> {
+            match t.get(k) {
+                None if other_side_classic(other) && *k == "x-queue-type" => Some(classic.clone()),
+                v => v.cloned(),
             }
         };
-        let (cur, got) = (norm(current), norm(requested));
+        let (cur, got) = (norm(current, requested), norm(requested, current));
         if same_class_and_value(cur.as_ref(), got.as_ref()) {
             continue;
         }

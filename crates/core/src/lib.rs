@@ -15,6 +15,7 @@
 //! - [`queue`]: the queue state machine: ready messages (in a `warren-store` backend),
 //!   consumers, round-robin dispatch with priorities and credit.
 //! - [`storage`]: the data directory: queue stores, the definitions journal, recovery.
+//! - [`stream`]: stream queues: an append-only log read from any offset.
 //! - [`scheduler`]: the broker-wide timer that expires messages on time.
 //! - [`deadletter`]: dead-lettering with RabbitMQ's `x-death` history.
 //! - [`consumer`]: consumers, prefetch credit, and [`consumer::DeliverySink`], the one
@@ -41,6 +42,7 @@ pub mod registry;
 pub mod scheduler;
 pub mod settings;
 pub mod storage;
+pub mod stream;
 pub mod topic;
 pub mod util;
 pub mod vhost;

@@ -35,6 +35,7 @@ pub enum ApplyTo {
     Queues,
     ClassicQueues,
     QuorumQueues,
+    Streams,
     Exchanges,
 }
 
@@ -45,6 +46,7 @@ impl ApplyTo {
             "queues" => ApplyTo::Queues,
             "classic_queues" => ApplyTo::ClassicQueues,
             "quorum_queues" => ApplyTo::QuorumQueues,
+            "streams" => ApplyTo::Streams,
             "exchanges" => ApplyTo::Exchanges,
             _ => return None,
         })
@@ -56,6 +58,7 @@ impl ApplyTo {
             ApplyTo::Queues => "queues",
             ApplyTo::ClassicQueues => "classic_queues",
             ApplyTo::QuorumQueues => "quorum_queues",
+            ApplyTo::Streams => "streams",
             ApplyTo::Exchanges => "exchanges",
         }
     }
@@ -138,11 +141,14 @@ impl Policy {
         })
     }
 
-    pub fn applies_to_queue(&self, name: &str, quorum: bool) -> bool {
+    /// Whether the policy applies to queue `name` of type `kind` ("classic", "quorum",
+    /// "stream").
+    pub fn applies_to_queue(&self, name: &str, kind: &str) -> bool {
         let kind = match self.apply_to {
             ApplyTo::All | ApplyTo::Queues => true,
-            ApplyTo::ClassicQueues => !quorum,
-            ApplyTo::QuorumQueues => quorum,
+            ApplyTo::ClassicQueues => kind == "classic",
+            ApplyTo::QuorumQueues => kind == "quorum",
+            ApplyTo::Streams => kind == "stream",
             ApplyTo::Exchanges => false,
         };
         kind && self.regex.is_match(name)
@@ -534,8 +540,8 @@ mod tests {
             def(r#"{"message-ttl": 100}"#),
         )
         .unwrap();
-        assert!(p.applies_to_queue("ttl.a", false));
-        assert!(!p.applies_to_queue("x.ttl.a", false));
+        assert!(p.applies_to_queue("ttl.a", "classic"));
+        assert!(!p.applies_to_queue("x.ttl.a", "classic"));
         assert!(!p.applies_to_exchange("ttl.a"));
         let e = Policy::new("/", "bad", ".*", "queues", 0, def(r#"{"foo": 1}"#)).unwrap_err();
         assert_eq!(
@@ -673,11 +679,15 @@ mod tests {
         let b = Policy::new("/", "b", "^q", "queues", 5, def(r#"{"max-length": 2}"#)).unwrap();
         let ps = vec![a, b];
         assert_eq!(
-            pick(&ps, |p| p.applies_to_queue("q1", false)).unwrap().name,
+            pick(&ps, |p| p.applies_to_queue("q1", "classic"))
+                .unwrap()
+                .name,
             "b"
         );
         assert_eq!(
-            pick(&ps, |p| p.applies_to_queue("x", false)).unwrap().name,
+            pick(&ps, |p| p.applies_to_queue("x", "classic"))
+                .unwrap()
+                .name,
             "a"
         );
     }

@@ -27,6 +27,7 @@ use crate::deadletter::{DeadLetterTarget, Reason};
 use crate::error::{BrokerError, Result};
 use crate::scheduler::{now_ms, Scheduler};
 use crate::settings::{Overflow, QueueSettings};
+use crate::stream::{StreamInfo, StreamState};
 use crate::vhost::VHost;
 use crate::ConnectionId;
 
@@ -57,6 +58,8 @@ pub struct Queue {
     deleted: AtomicBool,
     /// This queue's consumer timeout (ms; 0: the broker's), readable without the lock.
     consumer_timeout: AtomicU64,
+    /// A stream queue (`x-queue-type: stream`): its state is in `Inner::stream`.
+    stream: bool,
 }
 
 struct Inner {
@@ -86,6 +89,8 @@ struct Inner {
     dropped: Vec<Envelope>,
     limited: Vec<Envelope>,
     dedup: crate::dedup::DedupCache,
+    /// A stream queue's log and readers; its `store` then stays empty.
+    stream: Option<Box<StreamState>>,
 }
 
 /// Whether a queue took a published message.
@@ -133,6 +138,7 @@ impl Queue {
     pub(crate) fn new(
         spec: QueueSpec,
         store: Box<dyn QueueStore>,
+        stream: Option<warren_store::stream::StreamLog>,
         vhost_ref: Weak<VHost>,
         scheduler: Arc<Scheduler>,
     ) -> Queue {
@@ -146,6 +152,7 @@ impl Queue {
             policy,
         } = spec;
         let settings = QueueSettings::resolve(&arguments, policy.as_ref());
+        let is_stream = stream.is_some();
         let has_ttl = settings.message_ttl.is_some();
         let consumer_timeout = settings.consumer_timeout.unwrap_or(0);
         Queue {
@@ -174,9 +181,11 @@ impl Queue {
                 dropped: Vec::new(),
                 limited: Vec::new(),
                 dedup: Default::default(),
+                stream: stream.map(|log| Box::new(StreamState::new(log))),
             }),
             deleted: AtomicBool::new(false),
             consumer_timeout: AtomicU64::new(consumer_timeout),
+            stream: is_stream,
         }
     }
 
@@ -195,6 +204,51 @@ impl Queue {
 
     pub fn is_exclusive(&self) -> bool {
         self.exclusive_owner.is_some()
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream
+    }
+
+    /// Refuses an operation streams do not have (basic.get, purge, nack/reject), with
+    /// RabbitMQ's connection error.
+    pub fn check_not_stream(&self, what: &str) -> Result<()> {
+        if self.stream {
+            return Err(crate::stream::unsupported(what, &self.name, &self.vhost));
+        }
+        Ok(())
+    }
+
+    /// A stream queue's log and readers, for management.
+    pub fn stream_info(&self) -> Option<StreamInfo> {
+        self.inner.lock().stream.as_ref().map(|s| s.info())
+    }
+
+    /// Appends to a stream and sends the message to the readers that can take it.
+    fn publish_stream(
+        self: &Arc<Self>,
+        mut inner: MutexGuard<'_, Inner>,
+        msg: Arc<Message>,
+    ) -> Enqueued {
+        let now = now_ms();
+        let Inner {
+            stream, unacked, ..
+        } = &mut *inner;
+        let st = stream.as_mut().expect("a stream");
+        let stamped = Arc::new(st.stamp(&msg));
+        match st.log.append(&stamped, now) {
+            Ok(a) => {
+                self.counters.published.fetch_add(1, Ordering::Relaxed);
+                let sent = st.dispatch_appended(self, &stamped, &a);
+                *unacked += sent;
+                self.counters.delivered.fetch_add(sent, Ordering::Relaxed);
+                Enqueued::Accepted { sync: a.sync }
+            }
+            Err(e) => {
+                tracing::error!(queue = %self.name, vhost = %self.vhost, error = %e, "cannot append to a stream; refusing the message");
+                Enqueued::Rejected
+            }
+        }
     }
 
     /// Releases the lock, then dead-letters what the operation expired or dropped.
@@ -219,6 +273,9 @@ impl Queue {
         let mut inner = self.inner.lock();
         if self.is_deleted() {
             return Enqueued::Accepted { sync: None };
+        }
+        if self.stream {
+            return self.publish_stream(inner, msg);
         }
         let overflow = inner.settings.overflow;
         if overflow != Overflow::DropHead
@@ -324,6 +381,10 @@ impl Queue {
         let mut inner = self.inner.lock();
         if inner.settings == settings {
             return;
+        }
+        if let Some(st) = inner.stream.as_mut() {
+            st.log.set_retention(settings.stream_retention);
+            st.log.set_segment_bytes(settings.stream_segment);
         }
         inner.has_ttl |= settings.message_ttl.is_some();
         self.consumer_timeout
@@ -463,6 +524,11 @@ impl Queue {
     /// Outstanding deliveries rejected by the client without requeue: settled here and
     /// dead-lettered.
     pub fn reject(self: &Arc<Self>, envs: Vec<Envelope>) {
+        if self.stream {
+            // Nothing leaves a stream: a reject only frees the consumer's credit.
+            self.requeue(envs);
+            return;
+        }
         let target = {
             let mut inner = self.inner.lock();
             for e in &envs {
@@ -496,6 +562,12 @@ impl Queue {
     /// Dispatch, treating messages that expire after `now` (ms) as alive.
     fn dispatch_at(self: &Arc<Self>, inner: &mut Inner, now: u64) {
         if inner.consumers.is_empty() {
+            return;
+        }
+        if let Some(st) = inner.stream.as_mut() {
+            let sent = st.dispatch(self);
+            inner.unacked += sent;
+            self.counters.delivered.fetch_add(sent, Ordering::Relaxed);
             return;
         }
         Self::expire_head(inner, now);
@@ -579,6 +651,10 @@ impl Queue {
     /// `basic.get`: takes the next ready message. Returns it with the number of messages
     /// left ready.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Envelope, u64)> {
+        if self.stream {
+            // Adapters refuse basic.get on streams before coming here.
+            return None;
+        }
         let mut inner = self.inner.lock();
         self.touch_locked(&mut inner);
         let now = if inner.has_ttl { now_ms() } else { 0 };
@@ -610,8 +686,10 @@ impl Queue {
     /// credit that freed is used to dispatch more.
     pub fn settle(self: &Arc<Self>, envs: &[Envelope], acked: bool) {
         let mut inner = self.inner.lock();
-        for e in envs {
-            inner.settle(e);
+        if !self.stream {
+            for e in envs {
+                inner.settle(e);
+            }
         }
         inner.unacked = inner.unacked.saturating_sub(envs.len() as u64);
         if acked {
@@ -627,6 +705,14 @@ impl Queue {
     /// dispatched again.
     pub fn requeue(self: &Arc<Self>, envs: impl IntoIterator<Item = Envelope>) {
         let mut inner = self.inner.lock();
+        if self.stream {
+            // Nothing goes back into a stream: the consumer's credit (given back by the
+            // adapter) is all that returns.
+            let n = envs.into_iter().count() as u64;
+            inner.unacked = inner.unacked.saturating_sub(n);
+            self.dispatch_locked(&mut inner);
+            return;
+        }
         let deleted = self.is_deleted();
         let mut any_ttl = false;
         let limit = inner.settings.delivery_limit;
@@ -674,6 +760,29 @@ impl Queue {
                 self.name, self.vhost
             )));
         }
+        if let Some(st) = inner.stream.as_mut() {
+            if consumer.no_ack {
+                return Err(crate::stream::unsupported(
+                    "automatic acknowledgement",
+                    &self.name,
+                    &self.vhost,
+                ));
+            }
+            if consumer.credit.limit() == 0 {
+                return Err(BrokerError::precondition_failed(format!(
+                    "consumer prefetch count is not set for 'queue '{}' in vhost '{}''",
+                    self.name, self.vhost
+                )));
+            }
+            let start = crate::stream::parse_start(
+                consumer.arguments.get(crate::stream::OFFSET_HEADER),
+                now_ms(),
+            )
+            .map_err(BrokerError::precondition_failed)?;
+            let filter = crate::stream::Filter::from_args(&consumer.arguments)
+                .map_err(BrokerError::precondition_failed)?;
+            st.add_reader(consumer.clone(), start, filter);
+        }
         inner.top_priority = inner.top_priority.max(consumer.priority);
         inner.consumers.push(consumer);
         inner.had_consumers = true;
@@ -695,7 +804,10 @@ impl Queue {
         else {
             return ConsumerRemoved::NotFound;
         };
-        inner.consumers.remove(i);
+        let gone = inner.consumers.remove(i);
+        if let Some(st) = inner.stream.as_mut() {
+            st.remove_reader(&gone);
+        }
         if inner.cursor > i {
             inner.cursor -= 1;
         }
@@ -716,6 +828,9 @@ impl Queue {
 
     pub fn purge(&self) -> u64 {
         let mut inner = self.inner.lock();
+        if inner.stream.is_some() {
+            return 0;
+        }
         inner.expiries.clear();
         if inner.dedup.is_empty() {
             return inner.store.purge();
@@ -731,6 +846,14 @@ impl Queue {
 
     pub fn stats(&self) -> QueueStats {
         let inner = self.inner.lock();
+        if let Some(st) = &inner.stream {
+            return QueueStats {
+                ready: st.log.count(),
+                ready_bytes: st.log.bytes(),
+                unacked: inner.unacked,
+                consumers: inner.consumers.len() as u64,
+            };
+        }
         QueueStats {
             ready: inner.store.ready_count(),
             ready_bytes: inner.store.ready_bytes(),
@@ -764,8 +887,13 @@ impl Queue {
             )));
         }
         self.deleted.store(true, Ordering::Release);
-        let n = inner.store.purge();
+        let mut n = inner.store.purge();
         inner.store.destroy();
+        if let Some(st) = inner.stream.as_mut() {
+            // RabbitMQ reports no message count for a deleted stream.
+            n = 0;
+            st.log.destroy();
+        }
         let consumers = std::mem::take(&mut inner.consumers);
         Ok((n, consumers))
     }

@@ -49,6 +49,9 @@ pub struct QueueSettings {
     pub consumer_timeout: Option<u64>,
     /// `x-message-deduplication`: drop messages whose `x-deduplication-header` was seen.
     pub dedup: Option<Dedup>,
+    /// Stream queues: retention (`x-max-length-bytes`, `x-max-age`) and segment size.
+    pub stream_retention: warren_store::stream::Retention,
+    pub stream_segment: u64,
 }
 
 /// The deduplication cache's bounds (`x-cache-size` entries, `x-cache-ttl` ms).
@@ -86,7 +89,10 @@ impl QueueSettings {
             arg_str("x-dead-letter-routing-key").or_else(|| pol_str("dead-letter-routing-key"));
         let quorum = args.get("x-queue-type").and_then(|v| v.as_str()) == Some("quorum");
         let delivery_limit = min_opt(arg_num("x-delivery-limit"), pol_num("delivery-limit"));
+        let (stream_retention, stream_segment) = crate::stream::settings(args, policy);
         QueueSettings {
+            stream_retention,
+            stream_segment,
             max_length: min_opt(arg_num("x-max-length"), pol_num("max-length")),
             max_bytes: min_opt(arg_num("x-max-length-bytes"), pol_num("max-length-bytes")),
             overflow: arg_str("x-overflow")

@@ -193,6 +193,28 @@ impl Storage {
         Ok(Box::new(PriorityStore::open(max, &existing, opener)?))
     }
 
+    /// Opens (recovering) a stream queue's log. Streams are durable, and every append is
+    /// synced by the committer before its confirm.
+    pub fn stream_log(
+        &self,
+        vhost: &str,
+        name: &str,
+        settings: &crate::settings::QueueSettings,
+    ) -> io::Result<warren_store::stream::StreamLog> {
+        let dir = self.durable_queue_dir(vhost, name);
+        fs::create_dir_all(&dir)?;
+        let meta = serde_json::json!({"vhost": vhost, "name": name, "type": "stream"});
+        fs::write(dir.join("meta.json"), meta.to_string())?;
+        warren_store::stream::StreamLog::open(
+            &dir,
+            warren_store::stream::StreamOptions {
+                segment_bytes: settings.stream_segment,
+                committer: Some(self.committer.clone()),
+            },
+            settings.stream_retention,
+        )
+    }
+
     /// Options for a store under `dir` that never keeps messages in memory (delayed
     /// messages), durable or not.
     pub fn disk_options(&self, durable: bool, memory_tail: bool) -> DiskOptions {

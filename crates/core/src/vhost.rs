@@ -472,17 +472,37 @@ impl VHost {
             })
             .filter(|&p| p > 0)
             .map(|p| p.min(255) as u8);
-        let store = self
-            .storage
-            .queue_store(&spec.vhost, &spec.name, spec.durable, max_priority)
-            .map_err(|e| {
-                tracing::error!(queue = %spec.name, vhost = %spec.vhost, error = %e, "cannot open queue storage");
-                BrokerError::internal(format!("cannot open storage for queue '{}': {e}", spec.name))
-            })?;
+        let open_err = |e: std::io::Error| {
+            tracing::error!(queue = %spec.name, vhost = %spec.vhost, error = %e, "cannot open queue storage");
+            BrokerError::internal(format!(
+                "cannot open storage for queue '{}': {e}",
+                spec.name
+            ))
+        };
+        let (store, stream): (Box<dyn warren_store::QueueStore>, _) =
+            if crate::stream::is_stream_args(&spec.arguments) {
+                let settings =
+                    crate::settings::QueueSettings::resolve(&spec.arguments, spec.policy.as_ref());
+                let log = self
+                    .storage
+                    .stream_log(&spec.vhost, &spec.name, &settings)
+                    .map_err(open_err)?;
+                (
+                    Box::new(warren_store::memory::MemoryQueueStore::default()),
+                    Some(log),
+                )
+            } else {
+                let store = self
+                    .storage
+                    .queue_store(&spec.vhost, &spec.name, spec.durable, max_priority)
+                    .map_err(open_err)?;
+                (store, None)
+            };
         let name = spec.name.clone();
         let q = Arc::new(Queue::new(
             spec,
             store,
+            stream,
             self.self_ref.clone(),
             self.scheduler.clone(),
         ));
@@ -572,7 +592,9 @@ impl VHost {
     }
 
     pub fn purge_queue(&self, name: &str, connection: ConnectionId) -> Result<u64> {
-        Ok(self.queue(name, connection)?.purge())
+        let q = self.queue(name, connection)?;
+        q.check_not_stream("queue.purge")?;
+        Ok(q.purge())
     }
 
     /// Deletes the exclusive queues a closing connection owned.
@@ -849,9 +871,12 @@ impl VHost {
         name: &str,
         args: &FieldTable,
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
-        let quorum = args.get("x-queue-type").and_then(|v| v.as_str()) == Some("quorum");
+        let kind = args
+            .get("x-queue-type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("classic");
         let ps = self.policies.read();
-        pick(&ps, |p| p.applies_to_queue(name, quorum)).map(|p| p.definition.clone())
+        pick(&ps, |p| p.applies_to_queue(name, kind)).map(|p| p.definition.clone())
     }
 
     fn exchange_policy_ae(&self, name: &str) -> Option<String> {

@@ -102,8 +102,7 @@ fn vhost_message_stats(v: &[u64; VN], r: &[f64; VN]) -> Value {
 
 /// The policy that applies to a queue or exchange, from its vhost's policies.
 pub fn queue_policy<'a>(policies: &'a [Policy], q: &Queue) -> Option<&'a Policy> {
-    let quorum = q.arguments.get("x-queue-type").and_then(|v| v.as_str()) == Some("quorum");
-    pick(policies, |p| p.applies_to_queue(&q.name, quorum))
+    pick(policies, |p| p.applies_to_queue(&q.name, queue_type(q)))
 }
 
 fn queue_type(q: &Queue) -> &str {

@@ -12,6 +12,7 @@
 //!   publish that arrived meanwhile; confirms wait for their round.
 //! - [`definitions`]: the durable topology in RabbitMQ's definitions JSON format.
 //! - [`priority`]: priority queues as one store per level.
+//! - [`stream`]: stream queues' append-only logs, read by per-consumer cursors.
 //! - [`memory`]: an in-memory backend (unit tests, and a reference for the interface).
 
 pub mod acklog;
@@ -22,6 +23,7 @@ pub mod json;
 pub mod memory;
 pub mod priority;
 pub mod segment;
+pub mod stream;
 
 use std::sync::Arc;
 

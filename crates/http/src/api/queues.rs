@@ -335,6 +335,7 @@ pub async fn get_messages(
         return Err(ApiError::bad("unknown encoding"));
     }
     let truncate = body.get("truncate").and_then(Value::as_u64);
+    q.check_not_stream("basic.get")?;
     let mut taken = Vec::new();
     let mut out = Vec::new();
     for _ in 0..count {
