@@ -847,10 +847,12 @@ impl Queue {
     pub fn stats(&self) -> QueueStats {
         let inner = self.inner.lock();
         if let Some(st) = &inner.stream {
+            // As RabbitMQ: a stream's messages are all "ready"; deliveries awaiting an
+            // ack are only credit, not messages held back.
             return QueueStats {
                 ready: st.log.count(),
                 ready_bytes: st.log.bytes(),
-                unacked: inner.unacked,
+                unacked: 0,
                 consumers: inner.consumers.len() as u64,
             };
         }

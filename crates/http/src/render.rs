@@ -206,12 +206,47 @@ pub fn queue(ctx: &Ctx, q: &Arc<Queue>, s: &QueueStats, policies: &[Policy]) -> 
     m.insert("state".into(), json!("running"));
     m.insert("type".into(), json!(queue_type(q)));
     m.insert("vhost".into(), json!(q.vhost));
+    if let Some(info) = q.stream_info() {
+        m.insert("stream".into(), stream_json(&info));
+        // A single-node "cluster": the stream's only member is this node.
+        m.insert("leader".into(), json!(node));
+        m.insert("members".into(), json!([node]));
+        m.insert("online".into(), json!([node]));
+    }
     if let Some(owner) = q.exclusive_owner {
         if let Some(c) = ctx.broker.registry().connection(owner) {
             m.insert("owner_pid_details".into(), conn_details(&c));
         }
     }
     Value::Object(m)
+}
+
+/// A stream's log and its consumers' positions (Warren's own field: RabbitMQ shows
+/// these only for its stream protocol). `last_offset` is null while the log is empty;
+/// a consumer's `offset` is the next one it will be sent, `offset_lag` how far behind
+/// the end it is.
+pub fn stream_json(i: &warren_core::stream::StreamInfo) -> Value {
+    let last = (i.next_offset > i.first_offset).then(|| i.next_offset - 1);
+    let consumers: Vec<Value> = i
+        .readers
+        .iter()
+        .map(|(tag, _, channel, next)| {
+            json!({
+                "consumer_tag": tag,
+                "channel": channel,
+                "offset": next,
+                "offset_lag": i.next_offset.saturating_sub(*next),
+            })
+        })
+        .collect();
+    json!({
+        "first_offset": i.first_offset,
+        "last_offset": last,
+        "next_offset": i.next_offset,
+        "segments": i.segments,
+        "size_bytes": i.bytes,
+        "consumers": consumers,
+    })
 }
 
 /// `{name, peer_host, peer_port}` of a connection.
