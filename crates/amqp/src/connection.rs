@@ -156,23 +156,12 @@ pub async fn serve_tls_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let (local, fd) = prepare(&sock, peer);
-    let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(sock)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            tracing::warn!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%peer, "TLS handshake timed out");
-            return;
-        }
+    let Some((tls, client)) =
+        warren_tls::accept(&acceptor, sock, peer, cfg.handshake_timeout, "AMQPS").await
+    else {
+        return;
     };
-    let cn = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|c| warren_tls::common_name(c));
+    let cn = client.common_name;
     let (r, w) = tokio::io::split(tls);
     serve_stream(r, w, Some(fd), peer, local, cn, broker, cfg, shutdown).await
 }

@@ -1,17 +1,25 @@
 //! TLS for every listener: builds the rustls server configuration from RabbitMQ's
-//! `ssl_options` (certificate, key, CA bundle, `verify`, `fail_if_no_peer_cert`), and
-//! reads the common name of a verified client certificate, which SASL `EXTERNAL`
-//! authenticates as (RabbitMQ's `rabbitmq_auth_mechanism_ssl` with
-//! `ssl_cert_login_from = common_name`).
+//! `ssl_options` (certificate, key, CA bundle, `verify`, `fail_if_no_peer_cert`), runs
+//! the server side of the handshake on accepted sockets for every protocol adapter, and
+//! reads the common name of a verified client certificate, which SASL `EXTERNAL` (and
+//! MQTT's `ssl_cert_login`) authenticates as (RabbitMQ's `rabbitmq_auth_mechanism_ssl`
+//! with `ssl_cert_login_from = common_name`).
 
 use std::fs::File;
 use std::io::BufReader;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+pub use tokio_rustls::server::TlsStream;
+pub use tokio_rustls::TlsAcceptor;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::RootCertStore;
+pub use rustls::ServerConfig;
 
 /// RabbitMQ's `ssl_options`.
 #[derive(Debug, Clone, Default)]
@@ -51,10 +59,9 @@ pub fn server_config(opts: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let builder = if opts.verify_peer {
-        let ca = opts
-            .cacertfile
-            .as_ref()
-            .ok_or("ssl_options.verify = verify_peer needs ssl_options.cacertfile")?;
+        let ca = opts.cacertfile.as_ref().ok_or(
+            "verifying client certificates (verify_peer) needs a CA certificate file (cacertfile)",
+        )?;
         let mut roots = RootCertStore::empty();
         for c in certs(ca)? {
             roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
@@ -73,6 +80,45 @@ pub fn server_config(opts: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
         .with_single_cert(certs(&opts.certfile)?, key(&opts.keyfile)?)
         .map_err(|e| format!("certificate and key do not go together: {e}"))?;
     Ok(Arc::new(cfg))
+}
+
+/// What the TLS handshake established about the client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The subject common name of the client's certificate, when it presented one (it
+    /// was verified against the CA bundle, or the handshake would have failed).
+    pub common_name: Option<String>,
+}
+
+/// Runs the server side of the TLS handshake on an accepted socket. A handshake that
+/// fails or takes longer than `timeout` (a client that connects and sends nothing must
+/// not hold the socket forever) is logged, naming the listener `what`, and gives `None`.
+pub async fn accept(
+    acceptor: &TlsAcceptor,
+    sock: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+    what: &str,
+) -> Option<(TlsStream<TcpStream>, Peer)> {
+    match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
+        Ok(Ok(tls)) => {
+            let common_name = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| common_name(c));
+            Some((tls, Peer { common_name }))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, listener = what, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = what, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// A DER element: (tag, contents, rest).
