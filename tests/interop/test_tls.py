@@ -459,6 +459,11 @@ def test_mqtt_ssl_cert_login(pki, tmp_path):
         mine = [x for x in conns if x["protocol"].startswith("MQTT")]
         assert [(x["user"], x["auth_mechanism"]) for x in mine] == [("guest", "EXTERNAL")]
         c.close()
+        # as an AMQP client logging in with SASL EXTERNAL shows
+        conn = pika.BlockingConnection(params(b, pki, "guest", pika.credentials.ExternalCredentials()))
+        conns = https(b, pki, "/api/connections").json()
+        assert [x["auth_mechanism"] for x in conns if x["protocol"] == "AMQP 0-9-1"] == ["EXTERNAL"]
+        conn.close()
         # a certificate naming no user is refused as bad credentials (as RabbitMQ)
         assert MqttTls(b, pki, client="nobody", username=None).rc == 4
         # a username and password take priority over the certificate
@@ -580,3 +585,35 @@ def test_tls_ports_listen_only_with_a_certificate_and_zero_disables(pki, tmp_pat
         assert f"management HTTPS listening on 127.0.0.1:{b.https}" in text
     finally:
         b.stop()
+
+
+def test_a_stalled_handshake_holds_up_nobody_and_is_closed(pki, tmp_path):
+    b = TlsWarren(tmp_path, *server_args(pki))
+    try:
+        # TCP connections to every TLS port that never start the handshake
+        stalled = {k: socket.create_connection(("127.0.0.1", getattr(b, k)), timeout=20)
+                   for k in ("https", "mqtts", "stomps", "amqps")}
+        # meanwhile real clients get through on each
+        assert https(b, pki, "/api/overview").status_code == 200
+        c = MqttTls(b, pki)
+        assert c.rc == 0
+        c.close()
+        StompTls(b, pki).close()
+        conn = pika.BlockingConnection(params(b, pki))
+        roundtrip(conn)
+        # the AMQP connection that logged in with PLAIN over TLS shows so
+        conns = https(b, pki, "/api/connections").json()
+        assert ("guest", "PLAIN") in {(x["user"], x["auth_mechanism"]) for x in conns}
+        conn.close()
+        # each stalled socket is closed by the server after the 10 s login timeout
+        start = time.time()
+        for name, s in stalled.items():
+            try:
+                assert s.recv(1) == b"", name
+            except ConnectionResetError:
+                pass
+            s.close()
+        assert time.time() - start < 15
+    finally:
+        b.stop()
+    assert "TLS handshake timed out" in b.log.read_text()
