@@ -408,8 +408,16 @@ def test_mqtts_publish_subscribe_and_plain_mqtt_alongside(pki, tmp_path):
         assert isinstance(sub.c.socket(), ssl.SSLSocket)
         sub.c.subscribe("tls/+", qos=1)
         time.sleep(0.3)
-        # the management API lists it as any MQTT connection
-        assert "MQTT 3.1.1" in {c["protocol"] for c in https(b, pki, "/api/connections").json()}
+        # the management API lists it as an MQTT connection over TLS, in RabbitMQ's terms
+        [listed] = [c for c in https(b, pki, "/api/connections").json() if c["protocol"] == "MQTT 3.1.1"]
+        version = sub.c.socket().version()  # "TLSv1.3"
+        assert listed["ssl"] is True
+        assert listed["ssl_protocol"] == version.lower()
+        assert listed["ssl_hash"] == "aead"
+        cipher = sub.c.socket().cipher()[0]  # "TLS_AES_256_GCM_SHA384"
+        assert listed["ssl_cipher"].upper() in cipher
+        # Python negotiates TLS 1.3, whose suites leave the key exchange open
+        assert (version, listed["ssl_key_exchange"]) == ("TLSv1.3", "any")
         pub = MqttTls(b, pki)
         pub.c.publish("tls/a", b"over mqtts", qos=1).wait_for_publish(10)
         assert sub.messages.get(timeout=10).payload == b"over mqtts"
@@ -419,10 +427,15 @@ def test_mqtts_publish_subscribe_and_plain_mqtt_alongside(pki, tmp_path):
         plain.connect("127.0.0.1", b.mqtt)
         plain.loop_start()
         plain.publish("tls/b", b"from plain", qos=1).wait_for_publish(10)
+        conns = https(b, pki, "/api/connections").json()
+        assert sorted((c["ssl"], c["ssl_protocol"]) for c in conns) == \
+            [(False, None), (True, version.lower()), (True, version.lower())]
         assert sub.messages.get(timeout=10).payload == b"from plain"
         plain.disconnect()
         plain.loop_stop()
         conn = pika.BlockingConnection(params(b, pki))
+        ssl_flags = {c["protocol"]: (c["ssl"], c["ssl_protocol"]) for c in https(b, pki, "/api/connections").json()}
+        assert ssl_flags["AMQP 0-9-1"] == (True, version.lower())
         conn.channel().basic_publish("amq.topic", "tls.c", b"from amqps")
         assert sub.messages.get(timeout=10).payload == b"from amqps"
         conn.close()
@@ -499,6 +512,8 @@ def test_stomp_over_tls(pki, tmp_path):
     try:
         s = StompTls(b, pki)
         assert isinstance(s.conn.transport.socket, ssl.SSLSocket)
+        [listed] = https(b, pki, "/api/connections").json()
+        assert (listed["protocol"], listed["ssl"]) == ("STOMP 1.2", True)
         q = f"tls-{uuid.uuid4().hex[:8]}"
         s.conn.subscribe(f"/queue/{q}", id="1", ack="auto")
         time.sleep(0.3)

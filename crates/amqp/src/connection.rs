@@ -161,9 +161,19 @@ pub async fn serve_tls_connection(
     else {
         return;
     };
-    let cn = client.common_name;
     let (r, w) = tokio::io::split(tls);
-    serve_stream(r, w, Some(fd), peer, local, cn, broker, cfg, shutdown).await
+    serve_stream(
+        r,
+        w,
+        Some(fd),
+        peer,
+        local,
+        Some(client),
+        broker,
+        cfg,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves a connection over any byte stream (no socket: no TCP statistics). The fuzz
@@ -188,7 +198,7 @@ async fn serve_stream<R, W>(
     fd: Option<i32>,
     peer: SocketAddr,
     local: SocketAddr,
-    peer_cn: Option<String>,
+    tls: Option<warren_tls::Peer>,
     broker: Arc<Broker>,
     cfg: Arc<AmqpConfig>,
     mut shutdown: watch::Receiver<bool>,
@@ -206,7 +216,7 @@ async fn serve_stream<R, W>(
             &broker,
             &cfg,
             peer,
-            peer_cn.as_deref(),
+            tls.as_ref().and_then(|t| t.common_name.as_deref()),
         ),
     )
     .await;
@@ -263,6 +273,12 @@ async fn serve_stream<R, W>(
         channel_max: opened.channel_max,
         heartbeat: opened.heartbeat,
         fd,
+        tls: tls.map(|t| warren_core::registry::TlsInfo {
+            protocol: t.session.protocol,
+            key_exchange: t.session.key_exchange,
+            cipher: t.session.cipher,
+            hash: t.session.hash,
+        }),
     });
     let out = Arc::new(Outbound::default());
     let heartbeat = Duration::from_secs(opened.heartbeat as u64);

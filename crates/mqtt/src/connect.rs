@@ -304,6 +304,7 @@ pub(crate) async fn establish(
         channel_max: 1,
         heartbeat: c.keep_alive,
         fd: meta.fd,
+        tls: meta.tls_info(),
     });
     let entry = registration.entry.clone();
     let channel = entry.add_channel(1, Some(session.clone() as Arc<dyn ChannelProbe>));

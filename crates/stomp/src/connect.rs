@@ -164,6 +164,7 @@ pub(crate) fn connect(
         channel_max: 1,
         heartbeat: u16::try_from(reply.receive_ms / 1000).unwrap_or(u16::MAX),
         fd: meta.fd,
+        tls: meta.tls_info(),
     });
     let entry = registration.entry.clone();
     let channel = entry.add_channel(1, Some(sink.clone() as Arc<dyn ChannelProbe>));

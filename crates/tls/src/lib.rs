@@ -88,6 +88,52 @@ pub struct Peer {
     /// The subject common name of the client's certificate, when it presented one (it
     /// was verified against the CA bundle, or the handshake would have failed).
     pub common_name: Option<String>,
+    /// The session in RabbitMQ's (Erlang `ssl`'s) terms: see [`Session`].
+    pub session: Session,
+}
+
+/// A TLS session's protocol version and cipher suite named as Erlang's `ssl` module
+/// names them, which is what RabbitMQ's management API shows (`ssl_protocol`,
+/// `ssl_key_exchange`, `ssl_cipher`, `ssl_hash`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    /// "tlsv1.2", "tlsv1.3".
+    pub protocol: String,
+    /// "ecdhe_rsa", "ecdhe_ecdsa"; "any" in TLS 1.3, where the suite does not fix it.
+    pub key_exchange: String,
+    /// "aes_128_gcm", "aes_256_gcm", "chacha20_poly1305".
+    pub cipher: String,
+    /// The MAC: "aead" for every suite rustls offers.
+    pub hash: String,
+}
+
+impl Session {
+    /// From rustls' names: `TLSv1_3` and `TLS13_AES_256_GCM_SHA384`, or `TLSv1_2` and
+    /// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`.
+    fn from_rustls(version: &str, suite: &str) -> Session {
+        let protocol = version.to_ascii_lowercase().replace('_', ".");
+        let (key_exchange, rest) = match suite.strip_prefix("TLS13_") {
+            Some(rest) => ("any".to_string(), rest),
+            None => {
+                let rest = suite.strip_prefix("TLS_").unwrap_or(suite);
+                match rest.split_once("_WITH_") {
+                    Some((kx, rest)) => (kx.to_ascii_lowercase(), rest),
+                    None => (String::new(), rest),
+                }
+            }
+        };
+        // The PRF hash ends the name (`_SHA256`); every suite rustls has is AEAD.
+        let cipher = rest
+            .rsplit_once("_SHA")
+            .map_or(rest, |(c, _)| c)
+            .to_ascii_lowercase();
+        Session {
+            protocol,
+            key_exchange,
+            cipher,
+            hash: "aead".into(),
+        }
+    }
 }
 
 /// Runs the server side of the TLS handshake on an accepted socket. A handshake that
@@ -102,13 +148,27 @@ pub async fn accept(
 ) -> Option<(TlsStream<TcpStream>, Peer)> {
     match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
         Ok(Ok(tls)) => {
-            let common_name = tls
-                .get_ref()
-                .1
+            let conn = tls.get_ref().1;
+            let common_name = conn
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|c| common_name(c));
-            Some((tls, Peer { common_name }))
+            let version = conn
+                .protocol_version()
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let suite = conn
+                .negotiated_cipher_suite()
+                .and_then(|s| s.suite().as_str())
+                .unwrap_or("");
+            let session = Session::from_rustls(version, suite);
+            Some((
+                tls,
+                Peer {
+                    common_name,
+                    session,
+                },
+            ))
         }
         Ok(Err(e)) => {
             tracing::warn!(%peer, listener = what, error = %e, "TLS handshake failed");
@@ -169,6 +229,20 @@ pub fn common_name(cert: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_in_erlang_terms() {
+        let s = Session::from_rustls("TLSv1_3", "TLS13_AES_256_GCM_SHA384");
+        assert_eq!(
+            (&*s.protocol, &*s.key_exchange, &*s.cipher, &*s.hash),
+            ("tlsv1.3", "any", "aes_256_gcm", "aead")
+        );
+        let s = Session::from_rustls("TLSv1_2", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256");
+        assert_eq!(
+            (&*s.protocol, &*s.key_exchange, &*s.cipher),
+            ("tlsv1.2", "ecdhe_rsa", "chacha20_poly1305")
+        );
+    }
 
     #[test]
     fn der_lengths_and_truncation() {

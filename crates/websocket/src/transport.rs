@@ -213,6 +213,21 @@ impl SocketMeta {
     }
 }
 
+impl SocketMeta {
+    /// The TLS session as the connection registry shows it.
+    pub fn tls_info(&self) -> Option<warren_core::registry::TlsInfo> {
+        self.tls.as_ref().map(|p| {
+            let s = &p.session;
+            warren_core::registry::TlsInfo {
+                protocol: s.protocol.clone(),
+                key_exchange: s.key_exchange.clone(),
+                cipher: s.cipher.clone(),
+                hash: s.hash.clone(),
+            }
+        })
+    }
+}
+
 /// Splits a plain TCP connection.
 pub fn tcp(sock: TcpStream) -> (Reader, Writer) {
     let (r, w) = sock.into_split();
