@@ -363,19 +363,20 @@ fn hostname() -> String {
 }
 
 /// The TLS settings of one set of flags (`--tls-*` or `--https-*`): none without a
-/// certificate; an error, naming the flags, for half a pair or unusable files.
+/// certificate; an error, naming the flags or prefixed with `what` ("TLS", "HTTPS"),
+/// for half a pair or unusable files.
 fn tls_config(
     (cert, key, ca): (&Option<PathBuf>, &Option<PathBuf>, &Option<PathBuf>),
     verify_peer: bool,
     fail_if_no_peer_cert: bool,
     flags: &str,
+    what: &str,
 ) -> Result<Option<std::sync::Arc<warren_tls::ServerConfig>>, String> {
     let (cert, key) = match (cert, key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         (None, None) => return Ok(None),
         _ => return Err(format!("TLS needs both {flags}-cert and {flags}-key")),
     };
-    let what = if flags == "--https" { "HTTPS" } else { "TLS" };
     warren_tls::server_config(&warren_tls::TlsOptions {
         certfile: cert,
         keyfile: key,
@@ -479,28 +480,27 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
         args.tls_verify_peer,
         args.tls_fail_if_no_peer_cert,
         "--tls",
+        "TLS",
     )?;
     // HTTPS has its own certificate settings (`management.ssl.*`), the broker's by
     // default; client-certificate verification only its own, as in RabbitMQ.
-    let https_tls = if args.https_cert.is_some() || args.https_key.is_some() {
-        let ca = args.https_ca.as_ref().or(args.tls_ca.as_ref());
-        tls_config(
-            (&args.https_cert, &args.https_key, &ca.cloned()),
-            args.https_verify_peer,
-            args.https_fail_if_no_peer_cert,
-            "--https",
-        )?
-    } else if args.tls_cert.is_some() {
-        let ca = args.https_ca.as_ref().or(args.tls_ca.as_ref());
-        tls_config(
-            (&args.tls_cert, &args.tls_key, &ca.cloned()),
-            args.https_verify_peer,
-            args.https_fail_if_no_peer_cert,
-            "--tls",
-        )?
+    let own = args.https_cert.is_some() || args.https_key.is_some();
+    let (cert, key, flags) = if own {
+        (&args.https_cert, &args.https_key, "--https")
     } else {
-        None
+        (&args.tls_cert, &args.tls_key, "--tls")
     };
+    let https_tls = tls_config(
+        (
+            cert,
+            key,
+            &args.https_ca.clone().or_else(|| args.tls_ca.clone()),
+        ),
+        args.https_verify_peer,
+        args.https_fail_if_no_peer_cert,
+        flags,
+        "HTTPS",
+    )?;
     let amqps_port = tls_port(
         args.amqps_port,
         5671,
