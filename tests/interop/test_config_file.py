@@ -169,7 +169,9 @@ def non_loopback_ip():
     ("\nframe_max = 100\n", "line 2: invalid value for 'frame_max': error: invalid value '100'"),
     ("listeners.tcp.default = nowhere:5672\n", "invalid value for 'listeners.tcp.default'"),
     ("vm_memory_high_watermark.absolute = lots\n", "vm_memory_high_watermark.absolute"),
-    ("management.ssl.port = 15671\n", "TLS is supported on the AMQP listener only"),
+    ("management.ssl.port = 15671\n", "--https-port needs a certificate"),
+    ("mqtt.listeners.ssl.default = 8883\n", "--mqtts-port needs a certificate"),
+    ("ssl_options.password = secret\n", "'ssl_options.password' is not supported by Warren"),
     ("this is not a setting\n", "line 1: expected 'key = value'"),
 ])
 def test_invalid_values_refuse_to_start(tmp_path, text, message):

@@ -156,25 +156,24 @@ pub async fn serve_tls_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let (local, fd) = prepare(&sock, peer);
-    let tls = match tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(sock)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            tracing::warn!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%peer, "TLS handshake timed out");
-            return;
-        }
+    let Some((tls, client)) =
+        warren_tls::accept(&acceptor, sock, peer, cfg.handshake_timeout, "AMQPS").await
+    else {
+        return;
     };
-    let cn = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(|c| warren_tls::common_name(c));
     let (r, w) = tokio::io::split(tls);
-    serve_stream(r, w, Some(fd), peer, local, cn, broker, cfg, shutdown).await
+    serve_stream(
+        r,
+        w,
+        Some(fd),
+        peer,
+        local,
+        Some(client),
+        broker,
+        cfg,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves a connection over any byte stream (no socket: no TCP statistics). The fuzz
@@ -199,7 +198,7 @@ async fn serve_stream<R, W>(
     fd: Option<i32>,
     peer: SocketAddr,
     local: SocketAddr,
-    peer_cn: Option<String>,
+    tls: Option<warren_tls::Peer>,
     broker: Arc<Broker>,
     cfg: Arc<AmqpConfig>,
     mut shutdown: watch::Receiver<bool>,
@@ -217,7 +216,7 @@ async fn serve_stream<R, W>(
             &broker,
             &cfg,
             peer,
-            peer_cn.as_deref(),
+            tls.as_ref().and_then(|t| t.common_name.as_deref()),
         ),
     )
     .await;
@@ -274,6 +273,12 @@ async fn serve_stream<R, W>(
         channel_max: opened.channel_max,
         heartbeat: opened.heartbeat,
         fd,
+        tls: tls.map(|t| warren_core::registry::TlsInfo {
+            protocol: t.session.protocol,
+            key_exchange: t.session.key_exchange,
+            cipher: t.session.cipher,
+            hash: t.session.hash,
+        }),
     });
     let out = Arc::new(Outbound::default());
     let heartbeat = Duration::from_secs(opened.heartbeat as u64);

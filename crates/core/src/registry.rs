@@ -48,6 +48,19 @@ pub struct ConnectionInfo {
     pub heartbeat: u16,
     /// The raw file descriptor of the socket, for `TCP_INFO` (None: not a TCP socket).
     pub fd: Option<i32>,
+    /// What the connection's TLS session uses, in RabbitMQ's terms (None: no TLS).
+    pub tls: Option<TlsInfo>,
+}
+
+/// A TLS session as RabbitMQ's management API describes it (`ssl_protocol`,
+/// `ssl_key_exchange`, `ssl_cipher`, `ssl_hash`), e.g. "tlsv1.3", "any", "aes_256_gcm",
+/// "aead".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub protocol: String,
+    pub key_exchange: String,
+    pub cipher: String,
+    pub hash: String,
 }
 
 /// Byte and packet counts of a socket, as the kernel keeps them.
@@ -641,6 +654,7 @@ mod tests {
             channel_max: 2047,
             heartbeat: 60,
             fd: None,
+            tls: None,
         }
     }
 

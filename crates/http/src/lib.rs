@@ -5,7 +5,9 @@
 //!
 //! # Layout
 //! - [`serve`] runs the API (RabbitMQ's port 15672) and [`serve_prometheus`] the metrics
-//!   (15692); both stop when their `shutdown` receiver turns true.
+//!   (15692); both stop when their `shutdown` receiver turns true. [`serve_listeners`]
+//!   runs the API on plain HTTP, HTTPS (15671) or both, sharing one state.
+//! - `tls`: the HTTPS listener, TLS handshakes done beside the accept loop.
 //! - `auth`: HTTP Basic against the broker's users; tags and vhost permissions decide
 //!   access as in RabbitMQ.
 //! - `error`: RabbitMQ's error bodies and status codes.
@@ -33,6 +35,7 @@ mod metrics;
 mod rates;
 mod render;
 pub mod sys;
+mod tls;
 mod ui;
 
 use std::net::SocketAddr;
@@ -115,27 +118,74 @@ pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
     cfg: HttpConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let listeners = ApiListeners {
+        http: Some(listener),
+        https: None,
+    };
+    serve_listeners(listeners, broker, cfg, shutdown).await
+}
+
+/// The sockets the management API answers on.
+#[derive(Default)]
+pub struct ApiListeners {
+    /// Plain HTTP (RabbitMQ's `management.tcp.port`, 15672).
+    pub http: Option<TcpListener>,
+    /// HTTPS, with its TLS settings (`management.ssl.port`, 15671).
+    pub https: Option<(TcpListener, Arc<warren_tls::ServerConfig>)>,
+}
+
+/// Serves the management API on every listener given until `shutdown` turns true. Both
+/// share one state: the same rate samples, whichever scheme a client uses.
+pub async fn serve_listeners(
+    listeners: ApiListeners,
+    broker: Arc<Broker>,
+    cfg: HttpConfig,
+    shutdown: watch::Receiver<bool>,
 ) {
     // The management state (topic permissions among it) is loaded before any request.
     broker.management();
     let state = context(broker, cfg);
     let sampler = tokio::spawn(rates::run(state.clone(), shutdown.clone()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let stop = async move {
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
+    let app = router(state);
+    let plain = async {
+        let Some(l) = listeners.http else { return };
+        let svc = app
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(l, svc)
+            .with_graceful_shutdown(stopped(shutdown.clone()))
+            .await
+        {
+            tracing::error!(error = %e, "management HTTP listener failed");
         }
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "management HTTP listener failed");
-    }
+    let secure = async {
+        let Some((l, tls)) = listeners.https else {
+            return;
+        };
+        let svc = app
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(tls::TlsListener::start(l, tls), svc)
+            .with_graceful_shutdown(stopped(shutdown.clone()))
+            .await
+        {
+            tracing::error!(error = %e, "management HTTPS listener failed");
+        }
+    };
+    tokio::join!(plain, secure);
     sampler.abort();
+}
+
+/// Resolves once `shutdown` is true.
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Serves Prometheus metrics (`/metrics`, `/metrics/per-object`) until `shutdown`.

@@ -425,10 +425,15 @@ pub fn connection(ctx: &Ctx, c: &ConnectionEntry) -> Value {
     m.insert("send_cnt".into(), json!(s.send_cnt));
     with_rate(&mut m, "send_oct", s.send_oct, r[1]);
     m.insert("send_pend".into(), json!(s.send_pend));
-    m.insert("ssl".into(), json!(false));
-    for k in ["ssl_cipher", "ssl_hash", "ssl_key_exchange", "ssl_protocol"] {
-        m.insert(k.into(), Value::Null);
-    }
+    m.insert("ssl".into(), json!(i.tls.is_some()));
+    let tls = i.tls.as_ref();
+    m.insert("ssl_cipher".into(), json!(tls.map(|t| &t.cipher)));
+    m.insert("ssl_hash".into(), json!(tls.map(|t| &t.hash)));
+    m.insert(
+        "ssl_key_exchange".into(),
+        json!(tls.map(|t| &t.key_exchange)),
+    );
+    m.insert("ssl_protocol".into(), json!(tls.map(|t| &t.protocol)));
     m.insert(
         "state".into(),
         json!(if ctx.broker.alarms.any() {

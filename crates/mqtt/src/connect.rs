@@ -136,13 +136,22 @@ pub(crate) async fn establish(
         );
     }
 
-    // Credentials, as RabbitMQ's `creds/3`.
+    // Credentials, as RabbitMQ's `creds/3`: a username and password first, then the
+    // client certificate's name (`ssl_cert_login`), then the anonymous default user.
+    let cert_login = meta
+        .tls
+        .as_ref()
+        .and_then(|t| t.common_name.clone())
+        .filter(|_| cfg.ssl_cert_login);
     let (username, password) = match (&c.username, &c.password) {
         (Some(u), Some(p)) => (
             u.as_str().to_string(),
-            String::from_utf8_lossy(p).into_owned(),
+            Some(String::from_utf8_lossy(p).into_owned()),
         ),
-        (None, None) if cfg.allow_anonymous => (cfg.default_user.clone(), cfg.default_pass.clone()),
+        (None, None) if cert_login.is_some() => (cert_login.unwrap_or_default(), None),
+        (None, None) if cfg.allow_anonymous => {
+            (cfg.default_user.clone(), Some(cfg.default_pass.clone()))
+        }
         (None, None) => {
             return refused(
                 ReasonCode::BAD_USER_NAME_OR_PASSWORD,
@@ -164,10 +173,16 @@ pub(crate) async fn establish(
             &format!("virtual host '{vhost_name}' does not exist"),
         );
     };
-    let user = match broker
-        .users
-        .authenticate(user_name, &password, peer.ip().is_loopback())
-    {
+    let from_loopback = peer.ip().is_loopback();
+    let login = match &password {
+        Some(p) => broker.users.authenticate(user_name, p, from_loopback),
+        // The TLS layer verified the certificate: the name alone logs in.
+        None => broker
+            .users
+            .authenticate_external(user_name, from_loopback)
+            .map_err(|(f, _)| f),
+    };
+    let user = match login {
         Ok(u) => u,
         Err(AuthFailure::Refused) => {
             return refused(
@@ -187,6 +202,16 @@ pub(crate) async fn establish(
             ReasonCode::NOT_AUTHORIZED,
             &format!("access to vhost '{vhost_name}' refused for user '{user_name}'"),
         );
+    }
+    // Connection limits: RabbitMQ answers "quota exceeded" to MQTT 5 and "not
+    // authorized" (return code 5) to 3.x.
+    if let Some(e) = broker.connection_refusal(&user.name, vhost_name) {
+        let code = if v5 {
+            ReasonCode::QUOTA_EXCEEDED
+        } else {
+            ReasonCode::NOT_AUTHORIZED
+        };
+        return refused(code, &e.message);
     }
 
     let access = broker.access(&user.name, vhost_name);
@@ -265,7 +290,12 @@ pub(crate) async fn establish(
         local: meta.local,
         user: user.name.clone(),
         vhost: vhost.name.clone(),
-        auth_mechanism: "PLAIN".into(),
+        auth_mechanism: if password.is_none() {
+            "EXTERNAL"
+        } else {
+            "PLAIN"
+        }
+        .into(),
         client_properties: serde_json::json!({
             "client_id": client_id,
             "product": "MQTT client",
@@ -274,6 +304,7 @@ pub(crate) async fn establish(
         channel_max: 1,
         heartbeat: c.keep_alive,
         fd: meta.fd,
+        tls: meta.tls_info(),
     });
     let entry = registration.entry.clone();
     let channel = entry.add_channel(1, Some(session.clone() as Arc<dyn ChannelProbe>));

@@ -14,7 +14,8 @@
 //!   and MQTT 5 options), so a resumed session knows its subscriptions from the bindings
 //!   alone: there is no second copy of the session state to keep in step.
 //! - Message properties: see [`props`].
-//! - Access control is RabbitMQ's (`authz`): CONNECT needs access to the vhost; a
+//! - Access control is RabbitMQ's (`authz`): CONNECT needs access to the vhost (and is
+//!   refused, as in RabbitMQ, past the vhost's or user's `max-connections`); a
 //!   PUBLISH needs write permission on the exchange and the topic write permission for
 //!   its routing key; a SUBSCRIBE needs configure on the session queue (to create it),
 //!   write on it and read on the exchange (to bind), the topic read permission for the
@@ -23,7 +24,8 @@
 //!   does; the CONNACK of MQTT 5 says Maximum QoS 1.
 //!
 //! # Layout
-//! - [`listener`]: [`serve`] and [`serve_ws`]; the per-broker adapter state ([`Mqtt`]).
+//! - [`listener`]: [`serve`], [`serve_tls`] (MQTTS) and [`serve_ws`]; the per-broker
+//!   adapter state ([`Mqtt`]).
 //! - `connection`: one connection's reader loop: packets in, keep-alive, close, will.
 //! - one file per packet family: `connect` (CONNECT/CONNACK, authentication, session
 //!   resume and takeover), `publish` (inbound PUBLISH, PUBACK after fsync), `subscribe`
@@ -50,7 +52,7 @@ pub mod topic;
 
 use std::time::Duration;
 
-pub use listener::{serve, serve_ws, Mqtt};
+pub use listener::{serve, serve_tls, serve_ws, Mqtt};
 
 /// MQTT settings, named after RabbitMQ's `mqtt.*` keys where one exists.
 #[derive(Debug, Clone)]
@@ -64,6 +66,10 @@ pub struct MqttConfig {
     pub allow_anonymous: bool,
     pub default_user: String,
     pub default_pass: String,
+    /// A client without username and password that presented a verified TLS certificate
+    /// logs in as the user named by the certificate's common name, without a password
+    /// (`mqtt.ssl_cert_login`, off by default as in RabbitMQ).
+    pub ssl_cert_login: bool,
     /// Unacknowledged QoS 1 deliveries per session (`mqtt.prefetch`); an MQTT 5 client's
     /// smaller Receive Maximum lowers it.
     pub prefetch: u16,
@@ -95,6 +101,7 @@ impl Default for MqttConfig {
             allow_anonymous: true,
             default_user: "guest".into(),
             default_pass: "guest".into(),
+            ssl_cert_login: false,
             prefetch: 10,
             max_packet_size: 268_435_455,
             max_connect_size: 65536,

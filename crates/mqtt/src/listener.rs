@@ -1,4 +1,4 @@
-//! The MQTT listeners (plain and WebSocket) and the adapter state they share.
+//! The MQTT listeners (plain, TLS and WebSocket) and the adapter state they share.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -28,7 +28,7 @@ pub struct Mqtt {
     pub(crate) sessions: Sessions,
 }
 
-/// One [`Mqtt`] per broker, so that [`serve`] and [`serve_ws`] share it.
+/// One [`Mqtt`] per broker, so that [`serve`], [`serve_tls`] and [`serve_ws`] share it.
 static STATES: Mutex<Vec<(Weak<Broker>, Weak<Mqtt>)>> = Mutex::new(Vec::new());
 
 impl Mqtt {
@@ -102,6 +102,50 @@ pub async fn serve(
         let (r, w) = transport::tcp(sock);
         serve_connection(r, w, meta, m.clone(), sd.clone(), false)
     })
+    .await;
+    mqtt.finish();
+}
+
+/// Serves MQTT over TLS (MQTTS, RabbitMQ's port 8883), sharing sessions and retained
+/// messages with [`serve`]. The TLS handshake counts towards the CONNECT timeout; a
+/// verified client certificate's common name can log in (`mqtt.ssl_cert_login`).
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<warren_tls::ServerConfig>,
+    broker: Arc<Broker>,
+    cfg: MqttConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mqtt = match Mqtt::for_broker(&broker, cfg) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("{e}; MQTTS is not served");
+            return;
+        }
+    };
+    let acceptor = warren_tls::TlsAcceptor::from(tls);
+    let m = mqtt.clone();
+    let sd = shutdown.clone();
+    accept_loop(
+        listener,
+        shutdown,
+        "MQTTS",
+        move |sock: TcpStream, peer: SocketAddr| {
+            let (m, sd, acceptor) = (m.clone(), sd.clone(), acceptor.clone());
+            async move {
+                let mut meta = SocketMeta::of(&sock, peer);
+                let timeout = m.cfg.connect_timeout;
+                let Some((stream, client)) =
+                    warren_tls::accept(&acceptor, sock, peer, timeout, "MQTTS").await
+                else {
+                    return;
+                };
+                meta.tls = Some(client);
+                let (r, w) = transport::tls(stream);
+                serve_connection(r, w, meta, m, sd, false).await;
+            }
+        },
+    )
     .await;
     mqtt.finish();
 }

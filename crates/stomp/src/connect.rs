@@ -65,8 +65,24 @@ pub(crate) fn connect(
         f.header(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
-    let login = text("login").unwrap_or_else(|| cfg.default_user.clone());
-    let passcode = text("passcode").unwrap_or_else(|| cfg.default_pass.clone());
+    // RabbitMQ's `creds/3`: the `login` header, else the client certificate's name
+    // (`ssl_cert_login`, no passcode), else the default user.
+    let cert_login = meta
+        .tls
+        .as_ref()
+        .and_then(|t| t.common_name.clone())
+        .filter(|_| cfg.ssl_cert_login);
+    let (login, passcode) = match (text("login"), cert_login) {
+        (Some(l), _) => (
+            l,
+            Some(text("passcode").unwrap_or_else(|| cfg.default_pass.clone())),
+        ),
+        (None, Some(cn)) => (cn, None),
+        (None, None) => (
+            cfg.default_user.clone(),
+            Some(text("passcode").unwrap_or_else(|| cfg.default_pass.clone())),
+        ),
+    };
     let vhost_name = text("host").unwrap_or_else(|| cfg.default_vhost.clone());
     let heart_beat = match f.header("heart-beat").map(|v| HeartBeat::parse(v)) {
         None => HeartBeat::NONE,
@@ -74,10 +90,16 @@ pub(crate) fn connect(
         Some(Err(e)) => return refuse("Bad CONNECT", &e.to_string()),
     };
     let broker = &shared.broker;
-    let user = match broker
-        .users
-        .authenticate(&login, &passcode, peer.ip().is_loopback())
-    {
+    let from_loopback = peer.ip().is_loopback();
+    let outcome = match &passcode {
+        Some(p) => broker.users.authenticate(&login, p, from_loopback),
+        // The TLS layer verified the certificate: the name alone logs in.
+        None => broker
+            .users
+            .authenticate_external(&login, from_loopback)
+            .map_err(|(f, _)| f),
+    };
+    let user = match outcome {
         Ok(u) => u,
         Err(AuthFailure::Refused) => {
             return refuse(
@@ -98,6 +120,15 @@ pub(crate) fn connect(
             )
         }
     };
+    // Past a connection limit RabbitMQ 3.10 answers as for a vhost without access (the
+    // log says which limit).
+    if let Some(e) = broker.connection_refusal(&user.name, &vhost_name) {
+        tracing::warn!(%peer, "STOMP connection refused: {}", e.message);
+        return refuse(
+            "Bad CONNECT",
+            &format!("Virtual host '{vhost_name}' access denied"),
+        );
+    }
     let reply = HeartBeat::rabbitmq_reply(heart_beat);
     let ms = |n: u64| (n != 0).then(|| Duration::from_millis(n));
     let session_id = session_id();
@@ -122,12 +153,18 @@ pub(crate) fn connect(
         local: meta.local,
         user: user.name.clone(),
         vhost: vhost.name.clone(),
-        auth_mechanism: "PLAIN".into(),
+        auth_mechanism: if passcode.is_none() {
+            "EXTERNAL"
+        } else {
+            "PLAIN"
+        }
+        .into(),
         client_properties: serde_json::json!({"product": "STOMP client"}),
         frame_max: 0,
         channel_max: 1,
         heartbeat: u16::try_from(reply.receive_ms / 1000).unwrap_or(u16::MAX),
         fd: meta.fd,
+        tls: meta.tls_info(),
     });
     let entry = registration.entry.clone();
     let channel = entry.add_channel(1, Some(sink.clone() as Arc<dyn ChannelProbe>));

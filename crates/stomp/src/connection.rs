@@ -187,7 +187,8 @@ pub(crate) async fn serve_connection(
             Ok(Some(Decoded::Heartbeat)) => continue,
             Ok(Some(Decoded::Frame(f))) => {
                 if matches!(f.command, Command::Connect | Command::Stomp) {
-                    match crate::connect::connect(&shared, f, meta, out.clone(), websocket) {
+                    match crate::connect::connect(&shared, f, meta.clone(), out.clone(), websocket)
+                    {
                         Ok(c) => break Some(c),
                         Err(()) => {
                             flush_start(&out, &mut send_every_tx);

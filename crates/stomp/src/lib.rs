@@ -10,7 +10,7 @@
 //! `multiple`), as in RabbitMQ.
 //!
 //! # Layout
-//! - [`listener`]: [`serve`] and [`serve_ws`].
+//! - [`listener`]: [`serve`], [`serve_tls`] (STOMP over TLS) and [`serve_ws`].
 //! - `connection`: the reader loop, heart-beats, errors, the end of a connection.
 //! - one file per frame family: `connect` (CONNECT/STOMP), `send` (SEND, receipts after
 //!   fsync), `subscribe` (SUBSCRIBE/UNSUBSCRIBE), `ack` (ACK/NACK), `transaction`
@@ -37,7 +37,7 @@ mod transaction;
 
 use std::time::Duration;
 
-pub use listener::{serve, serve_ws};
+pub use listener::{serve, serve_tls, serve_ws};
 use warren_stomp_codec::Limits;
 
 /// STOMP settings, named after RabbitMQ's `stomp.*` keys.
@@ -46,6 +46,10 @@ pub struct StompConfig {
     /// Credentials of a CONNECT without `login` (`stomp.default_user`, `default_pass`).
     pub default_user: String,
     pub default_pass: String,
+    /// A CONNECT without `login` over TLS with a verified client certificate logs in as
+    /// the user named by the certificate's common name, without a passcode
+    /// (`stomp.ssl_cert_login`, off by default as in RabbitMQ).
+    pub ssl_cert_login: bool,
     /// The vhost of a CONNECT without `host` (`stomp.default_vhost`).
     pub default_vhost: String,
     /// Frame limits (`stomp.max_headers`, `max_header_length`, `max_body_length`).
@@ -61,6 +65,7 @@ impl Default for StompConfig {
         StompConfig {
             default_user: "guest".into(),
             default_pass: "guest".into(),
+            ssl_cert_login: false,
             default_vhost: "/".into(),
             limits: Limits::default(),
             login_timeout: Duration::from_secs(10),

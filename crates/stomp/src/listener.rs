@@ -1,4 +1,4 @@
-//! The STOMP listeners (plain and WebSocket).
+//! The STOMP listeners (plain, TLS and WebSocket).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +34,42 @@ pub async fn serve(
         let (r, w) = transport::tcp(sock);
         serve_connection(r, w, meta, shared.clone(), sd.clone(), false)
     })
+    .await;
+}
+
+/// Serves STOMP over TLS (RabbitMQ's port 61614). The TLS handshake counts towards the
+/// login timeout; a verified client certificate's common name can log in
+/// (`stomp.ssl_cert_login`).
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<warren_tls::ServerConfig>,
+    broker: Arc<Broker>,
+    cfg: StompConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = warren_tls::TlsAcceptor::from(tls);
+    let shared = Arc::new(Shared { broker, cfg });
+    let sd = shutdown.clone();
+    accept_loop(
+        listener,
+        shutdown,
+        "STOMP over TLS",
+        move |sock: TcpStream, peer: SocketAddr| {
+            let (shared, sd, acceptor) = (shared.clone(), sd.clone(), acceptor.clone());
+            async move {
+                let mut meta = SocketMeta::of(&sock, peer);
+                let timeout = shared.cfg.login_timeout;
+                let Some((stream, client)) =
+                    warren_tls::accept(&acceptor, sock, peer, timeout, "STOMP over TLS").await
+                else {
+                    return;
+                };
+                meta.tls = Some(client);
+                let (r, w) = transport::tls(stream);
+                serve_connection(r, w, meta, shared, sd, false).await;
+            }
+        },
+    )
     .await;
 }
 

@@ -1,17 +1,25 @@
 //! TLS for every listener: builds the rustls server configuration from RabbitMQ's
-//! `ssl_options` (certificate, key, CA bundle, `verify`, `fail_if_no_peer_cert`), and
-//! reads the common name of a verified client certificate, which SASL `EXTERNAL`
-//! authenticates as (RabbitMQ's `rabbitmq_auth_mechanism_ssl` with
-//! `ssl_cert_login_from = common_name`).
+//! `ssl_options` (certificate, key, CA bundle, `verify`, `fail_if_no_peer_cert`), runs
+//! the server side of the handshake on accepted sockets for every protocol adapter, and
+//! reads the common name of a verified client certificate, which SASL `EXTERNAL` (and
+//! MQTT's `ssl_cert_login`) authenticates as (RabbitMQ's `rabbitmq_auth_mechanism_ssl`
+//! with `ssl_cert_login_from = common_name`).
 
 use std::fs::File;
 use std::io::BufReader;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+pub use tokio_rustls::server::TlsStream;
+pub use tokio_rustls::TlsAcceptor;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::RootCertStore;
+pub use rustls::ServerConfig;
 
 /// RabbitMQ's `ssl_options`.
 #[derive(Debug, Clone, Default)]
@@ -51,10 +59,9 @@ pub fn server_config(opts: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let builder = if opts.verify_peer {
-        let ca = opts
-            .cacertfile
-            .as_ref()
-            .ok_or("ssl_options.verify = verify_peer needs ssl_options.cacertfile")?;
+        let ca = opts.cacertfile.as_ref().ok_or(
+            "verifying client certificates (verify_peer) needs a CA certificate file (cacertfile)",
+        )?;
         let mut roots = RootCertStore::empty();
         for c in certs(ca)? {
             roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
@@ -73,6 +80,105 @@ pub fn server_config(opts: &TlsOptions) -> Result<Arc<ServerConfig>, String> {
         .with_single_cert(certs(&opts.certfile)?, key(&opts.keyfile)?)
         .map_err(|e| format!("certificate and key do not go together: {e}"))?;
     Ok(Arc::new(cfg))
+}
+
+/// What the TLS handshake established about the client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The subject common name of the client's certificate, when it presented one (it
+    /// was verified against the CA bundle, or the handshake would have failed).
+    pub common_name: Option<String>,
+    /// The session in RabbitMQ's (Erlang `ssl`'s) terms: see [`Session`].
+    pub session: Session,
+}
+
+/// A TLS session's protocol version and cipher suite named as Erlang's `ssl` module
+/// names them, which is what RabbitMQ's management API shows (`ssl_protocol`,
+/// `ssl_key_exchange`, `ssl_cipher`, `ssl_hash`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    /// "tlsv1.2", "tlsv1.3".
+    pub protocol: String,
+    /// "ecdhe_rsa", "ecdhe_ecdsa"; "any" in TLS 1.3, where the suite does not fix it.
+    pub key_exchange: String,
+    /// "aes_128_gcm", "aes_256_gcm", "chacha20_poly1305".
+    pub cipher: String,
+    /// The MAC: "aead" for every suite rustls offers.
+    pub hash: String,
+}
+
+impl Session {
+    /// From rustls' names: `TLSv1_3` and `TLS13_AES_256_GCM_SHA384`, or `TLSv1_2` and
+    /// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`.
+    fn from_rustls(version: &str, suite: &str) -> Session {
+        let protocol = version.to_ascii_lowercase().replace('_', ".");
+        let (key_exchange, rest) = match suite.strip_prefix("TLS13_") {
+            Some(rest) => ("any".to_string(), rest),
+            None => {
+                let rest = suite.strip_prefix("TLS_").unwrap_or(suite);
+                match rest.split_once("_WITH_") {
+                    Some((kx, rest)) => (kx.to_ascii_lowercase(), rest),
+                    None => (String::new(), rest),
+                }
+            }
+        };
+        // The PRF hash ends the name (`_SHA256`); every suite rustls has is AEAD.
+        let cipher = rest
+            .rsplit_once("_SHA")
+            .map_or(rest, |(c, _)| c)
+            .to_ascii_lowercase();
+        Session {
+            protocol,
+            key_exchange,
+            cipher,
+            hash: "aead".into(),
+        }
+    }
+}
+
+/// Runs the server side of the TLS handshake on an accepted socket. A handshake that
+/// fails or takes longer than `timeout` (a client that connects and sends nothing must
+/// not hold the socket forever) is logged, naming the listener `what`, and gives `None`.
+pub async fn accept(
+    acceptor: &TlsAcceptor,
+    sock: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+    what: &str,
+) -> Option<(TlsStream<TcpStream>, Peer)> {
+    match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
+        Ok(Ok(tls)) => {
+            let conn = tls.get_ref().1;
+            let common_name = conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| common_name(c));
+            let version = conn
+                .protocol_version()
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let suite = conn
+                .negotiated_cipher_suite()
+                .and_then(|s| s.suite().as_str())
+                .unwrap_or("");
+            let session = Session::from_rustls(version, suite);
+            Some((
+                tls,
+                Peer {
+                    common_name,
+                    session,
+                },
+            ))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, listener = what, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = what, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// A DER element: (tag, contents, rest).
@@ -123,6 +229,20 @@ pub fn common_name(cert: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_in_erlang_terms() {
+        let s = Session::from_rustls("TLSv1_3", "TLS13_AES_256_GCM_SHA384");
+        assert_eq!(
+            (&*s.protocol, &*s.key_exchange, &*s.cipher, &*s.hash),
+            ("tlsv1.3", "any", "aes_256_gcm", "aead")
+        );
+        let s = Session::from_rustls("TLSv1_2", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256");
+        assert_eq!(
+            (&*s.protocol, &*s.key_exchange, &*s.cipher),
+            ("tlsv1.2", "ecdhe_rsa", "chacha20_poly1305")
+        );
+    }
 
     #[test]
     fn der_lengths_and_truncation() {

@@ -113,6 +113,15 @@ fn boolean(v: &str) -> Result<bool, String> {
     }
 }
 
+/// `verify_peer` or `verify_none`, as the `--*-verify-peer` flag's value.
+fn verify(v: &str) -> Result<&'static str, String> {
+    match v {
+        "verify_peer" => Ok("true"),
+        "verify_none" => Ok("false"),
+        _ => Err(format!("'{v}' is not verify_peer or verify_none")),
+    }
+}
+
 fn number(v: &str) -> Result<String, String> {
     v.parse::<u64>()
         .map(|n| n.to_string())
@@ -191,23 +200,34 @@ fn setting(key: &str, v: &str) -> Result<Option<Vec<Setting>>, String> {
         "ssl_options.certfile" => one(Flag("tls_cert", v.into())),
         "ssl_options.keyfile" => one(Flag("tls_key", v.into())),
         "ssl_options.cacertfile" => one(Flag("tls_ca", v.into())),
-        "ssl_options.verify" => match v {
-            "verify_peer" => one(Flag("tls_verify_peer", "true".into())),
-            "verify_none" => one(Flag("tls_verify_peer", "false".into())),
-            _ => Err(format!("'{v}' is not verify_peer or verify_none")),
-        },
+        "ssl_options.verify" => one(Flag("tls_verify_peer", verify(v)?.into())),
         "ssl_options.fail_if_no_peer_cert" => {
             one(Flag("tls_fail_if_no_peer_cert", boolean(v)?.to_string()))
         }
+        "listeners.ssl" if v == "none" => one(Flag("amqps_port", "0".into())),
+        "management.ssl.port" => one(Flag("https_port", port(v)?.to_string())),
+        "management.ssl.certfile" => one(Flag("https_cert", v.into())),
+        "management.ssl.keyfile" => one(Flag("https_key", v.into())),
+        "management.ssl.cacertfile" => one(Flag("https_ca", v.into())),
+        "management.ssl.verify" => one(Flag("https_verify_peer", verify(v)?.into())),
+        "management.ssl.fail_if_no_peer_cert" => {
+            one(Flag("https_fail_if_no_peer_cert", boolean(v)?.to_string()))
+        }
+        "mqtt.listeners.ssl.default" => listener("mqtts_port", v).map(Some),
+        "mqtt.listeners.ssl" if v == "none" => one(Flag("mqtts_port", "0".into())),
+        "mqtt.ssl_cert_login" => one(Flag("mqtt_ssl_cert_login", boolean(v)?.to_string())),
+        "stomp.listeners.ssl.default" => listener("stomps_port", v).map(Some),
+        "stomp.listeners.ssl" if v == "none" => one(Flag("stomps_port", "0".into())),
+        "stomp.ssl_cert_login" => one(Flag("stomp_ssl_cert_login", boolean(v)?.to_string())),
         k if k.starts_with("listeners.ssl.")
             || k.starts_with("ssl_options.")
             || k.starts_with("management.ssl.")
             || k.starts_with("mqtt.listeners.ssl.")
             || k.starts_with("stomp.listeners.ssl.") =>
         {
-            // Refused rather than ignored: starting without the encrypted listener the
-            // file asks for would expose what it meant to protect.
-            Err("TLS is supported on the AMQP listener only (listeners.ssl.default and ssl_options.certfile/keyfile/cacertfile/verify/fail_if_no_peer_cert) in this version of Warren".into())
+            // Refused rather than ignored: a TLS setting left out (a key password, a
+            // second listener) could expose what the file meant to protect.
+            Err(format!("'{k}' is not supported by Warren; the TLS keys it reads are the listeners' ports, ssl_options.* and management.ssl.* certfile, keyfile, cacertfile, verify and fail_if_no_peer_cert, and mqtt/stomp.ssl_cert_login"))
         }
         _ => Ok(None),
     }
@@ -244,9 +264,26 @@ mod tests {
         assert!(parse("just words\n")
             .unwrap_err()
             .contains("expected 'key = value'"));
-        assert!(parse("management.ssl.port = 15671\n")
+        assert!(parse("management.ssl.password = secret\n")
             .unwrap_err()
-            .contains("TLS"));
+            .contains("'management.ssl.password' is not supported"));
+        assert_eq!(
+            parse(
+                "management.ssl.port = 15671\nmanagement.ssl.verify = verify_peer\n\
+                 mqtt.listeners.ssl.default = 8884\nstomp.listeners.ssl = none\n\
+                 mqtt.ssl_cert_login = true\n"
+            )
+            .unwrap()
+            .settings,
+            vec![
+                Setting::Flag("https_port", "15671".into()),
+                Setting::Flag("https_verify_peer", "true".into()),
+                Setting::Flag("mqtts_port", "8884".into()),
+                Setting::Flag("stomps_port", "0".into()),
+                Setting::Flag("mqtt_ssl_cert_login", "true".into()),
+            ]
+        );
+        assert!(parse("management.ssl.verify = yes\n").is_err());
         assert_eq!(
             parse("listeners.ssl.default = 5671\nssl_options.verify = verify_peer\n")
                 .unwrap()

@@ -26,10 +26,10 @@ struct Args {
     /// AMQP 0-9-1 port.
     #[arg(long, env = "WARREN_AMQP_PORT", default_value_t = 5672)]
     amqp_port: u16,
-    /// AMQP 0-9-1 over TLS (AMQPS) port; listens only when --tls-cert and --tls-key are
-    /// given.
-    #[arg(long, env = "WARREN_AMQPS_PORT", default_value_t = 5671)]
-    amqps_port: u16,
+    /// AMQP 0-9-1 over TLS (AMQPS) port (`listeners.ssl.default`) [default: 5671];
+    /// listens only when --tls-cert and --tls-key are given.
+    #[arg(long, env = "WARREN_AMQPS_PORT")]
+    amqps_port: Option<u16>,
     /// Server certificate chain, PEM (RabbitMQ's `ssl_options.certfile`).
     #[arg(long, env = "WARREN_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -51,12 +51,55 @@ struct Args {
     /// Management HTTP API and web UI port.
     #[arg(long, env = "WARREN_HTTP_PORT", default_value_t = 15672)]
     http_port: u16,
+    /// Management API and web UI over HTTPS port (`management.ssl.port`) [default:
+    /// 15671]; listens only when a certificate is configured (--https-cert, or else
+    /// --tls-cert).
+    #[arg(long, env = "WARREN_HTTPS_PORT")]
+    https_port: Option<u16>,
+    /// The HTTPS listener's certificate chain, PEM (`management.ssl.certfile`); without
+    /// it HTTPS uses --tls-cert, --tls-key and --tls-ca.
+    #[arg(long, env = "WARREN_HTTPS_CERT")]
+    https_cert: Option<PathBuf>,
+    /// The HTTPS listener's private key, PEM (`management.ssl.keyfile`).
+    #[arg(long, env = "WARREN_HTTPS_KEY")]
+    https_key: Option<PathBuf>,
+    /// CA certificates HTTPS client certificates are verified against, PEM
+    /// (`management.ssl.cacertfile`; default: --tls-ca).
+    #[arg(long, env = "WARREN_HTTPS_CA")]
+    https_ca: Option<PathBuf>,
+    /// Ask HTTPS clients for a certificate and verify it (`management.ssl.verify =
+    /// verify_peer`). Independent of --tls-verify-peer, as in RabbitMQ: browsers rarely
+    /// hold client certificates.
+    #[arg(long, env = "WARREN_HTTPS_VERIFY_PEER", action = clap::ArgAction::Set, default_value_t = false)]
+    https_verify_peer: bool,
+    /// With --https-verify-peer, refuse HTTPS clients without a certificate
+    /// (`management.ssl.fail_if_no_peer_cert`).
+    #[arg(long, env = "WARREN_HTTPS_FAIL_IF_NO_PEER_CERT", action = clap::ArgAction::Set, default_value_t = false)]
+    https_fail_if_no_peer_cert: bool,
     /// MQTT port.
     #[arg(long, env = "WARREN_MQTT_PORT", default_value_t = 1883)]
     mqtt_port: u16,
+    /// MQTT over TLS (MQTTS) port (`mqtt.listeners.ssl.default`) [default: 8883];
+    /// listens only when --tls-cert and --tls-key are given, with their settings.
+    #[arg(long, env = "WARREN_MQTTS_PORT")]
+    mqtts_port: Option<u16>,
+    /// An MQTT client over TLS that sends no username and password logs in as the user
+    /// named by its verified certificate's common name, without a password
+    /// (`mqtt.ssl_cert_login`).
+    #[arg(long, env = "WARREN_MQTT_SSL_CERT_LOGIN", action = clap::ArgAction::Set, default_value_t = false)]
+    mqtt_ssl_cert_login: bool,
     /// STOMP port.
     #[arg(long, env = "WARREN_STOMP_PORT", default_value_t = 61613)]
     stomp_port: u16,
+    /// STOMP over TLS port (`stomp.listeners.ssl.default`) [default: 61614]; listens
+    /// only when --tls-cert and --tls-key are given, with their settings.
+    #[arg(long, env = "WARREN_STOMPS_PORT")]
+    stomps_port: Option<u16>,
+    /// A STOMP CONNECT over TLS without a `login` header logs in as the user named by
+    /// the verified client certificate's common name, without a passcode
+    /// (`stomp.ssl_cert_login`).
+    #[arg(long, env = "WARREN_STOMP_SSL_CERT_LOGIN", action = clap::ArgAction::Set, default_value_t = false)]
+    stomp_ssl_cert_login: bool,
     /// MQTT over WebSocket (Web-MQTT, `ws://host:port/ws`) port.
     #[arg(long, env = "WARREN_WEB_MQTT_PORT", default_value_t = 15675)]
     web_mqtt_port: u16,
@@ -319,6 +362,53 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// The TLS settings of one set of flags (`--tls-*` or `--https-*`): none without a
+/// certificate; an error, naming the flags or prefixed with `what` ("TLS", "HTTPS"),
+/// for half a pair or unusable files.
+fn tls_config(
+    (cert, key, ca): (&Option<PathBuf>, &Option<PathBuf>, &Option<PathBuf>),
+    verify_peer: bool,
+    fail_if_no_peer_cert: bool,
+    flags: &str,
+    what: &str,
+) -> Result<Option<std::sync::Arc<warren_tls::ServerConfig>>, String> {
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) => return Ok(None),
+        _ => return Err(format!("TLS needs both {flags}-cert and {flags}-key")),
+    };
+    warren_tls::server_config(&warren_tls::TlsOptions {
+        certfile: cert,
+        keyfile: key,
+        cacertfile: ca.clone(),
+        verify_peer,
+        fail_if_no_peer_cert,
+    })
+    .map(Some)
+    .map_err(|e| format!("{what}: {e}"))
+}
+
+const TLS_CERT: &str = "--tls-cert and --tls-key";
+
+/// The port a TLS listener uses: RabbitMQ's by default when there is a certificate, and
+/// none without one; a port asked for without a certificate is refused rather than
+/// silently left closed.
+fn tls_port(
+    given: Option<u16>,
+    default: u16,
+    have_cert: bool,
+    flag: &str,
+    cert_flags: &str,
+) -> Result<u16, String> {
+    match given {
+        Some(0) => Ok(0),
+        Some(p) if have_cert => Ok(p),
+        Some(_) => Err(format!("{flag} needs a certificate: give {cert_flags}")),
+        None if have_cert => Ok(default),
+        None => Ok(0),
+    }
+}
+
 async fn bind(addr: IpAddr, port: u16, what: &str) -> Result<Option<TcpListener>, String> {
     if port == 0 {
         return Ok(None);
@@ -385,29 +475,69 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let amqp = bind(args.bind, args.amqp_port, "AMQP 0-9-1").await?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            warren_tls::server_config(&warren_tls::TlsOptions {
-                certfile: cert.clone(),
-                keyfile: key.clone(),
-                cacertfile: args.tls_ca.clone(),
-                verify_peer: args.tls_verify_peer,
-                fail_if_no_peer_cert: args.tls_fail_if_no_peer_cert,
-            })
-            .map_err(|e| format!("TLS: {e}"))?,
+    let tls = tls_config(
+        (&args.tls_cert, &args.tls_key, &args.tls_ca),
+        args.tls_verify_peer,
+        args.tls_fail_if_no_peer_cert,
+        "--tls",
+        "TLS",
+    )?;
+    // HTTPS has its own certificate settings (`management.ssl.*`), the broker's by
+    // default; client-certificate verification only its own, as in RabbitMQ.
+    let own = args.https_cert.is_some() || args.https_key.is_some();
+    let (cert, key, flags) = if own {
+        (&args.https_cert, &args.https_key, "--https")
+    } else {
+        (&args.tls_cert, &args.tls_key, "--tls")
+    };
+    let https_tls = tls_config(
+        (
+            cert,
+            key,
+            &args.https_ca.clone().or_else(|| args.tls_ca.clone()),
         ),
-        (None, None) => None,
-        _ => return Err("TLS needs both --tls-cert and --tls-key".into()),
-    };
-    let amqps = match &tls {
-        Some(_) => bind(args.bind, args.amqps_port, "AMQP 0-9-1 over TLS").await?,
-        None => None,
-    };
+        args.https_verify_peer,
+        args.https_fail_if_no_peer_cert,
+        flags,
+        "HTTPS",
+    )?;
+    let amqps_port = tls_port(
+        args.amqps_port,
+        5671,
+        tls.is_some(),
+        "--amqps-port",
+        TLS_CERT,
+    )?;
+    let mqtts_port = tls_port(
+        args.mqtts_port,
+        8883,
+        tls.is_some(),
+        "--mqtts-port",
+        TLS_CERT,
+    )?;
+    let stomps_port = tls_port(
+        args.stomps_port,
+        61614,
+        tls.is_some(),
+        "--stomps-port",
+        TLS_CERT,
+    )?;
+    let https_port = tls_port(
+        args.https_port,
+        15671,
+        https_tls.is_some(),
+        "--https-port",
+        "--https-cert and --https-key (or --tls-cert and --tls-key)",
+    )?;
+    let amqps = bind(args.bind, amqps_port, "AMQP 0-9-1 over TLS").await?;
     let http = bind(args.bind, args.http_port, "management HTTP").await?;
+    let https = bind(args.bind, https_port, "management HTTPS").await?;
     let prom = bind(args.bind, args.prometheus_port, "Prometheus").await?;
     let mqtt = bind(args.bind, args.mqtt_port, "MQTT").await?;
+    let mqtts = bind(args.bind, mqtts_port, "MQTT over TLS").await?;
     let web_mqtt = bind(args.bind, args.web_mqtt_port, "Web-MQTT").await?;
     let stomp = bind(args.bind, args.stomp_port, "STOMP").await?;
+    let stomps = bind(args.bind, stomps_port, "STOMP over TLS").await?;
     let web_stomp = bind(args.bind, args.web_stomp_port, "Web-STOMP").await?;
 
     let scheduler = tokio::spawn(broker.scheduler.clone().run());
@@ -447,20 +577,17 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
         ..Default::default()
     };
     let ip = args.bind.to_string();
+    // RabbitMQ's protocol names for /api/overview and the port-listener health check.
     let listeners = [
         ("amqp", args.amqp_port),
-        (
-            "amqp/ssl",
-            if args.tls_cert.is_some() {
-                args.amqps_port
-            } else {
-                0
-            },
-        ),
+        ("amqp/ssl", amqps_port),
         ("http", args.http_port),
+        ("https", https_port),
         ("http/prometheus", args.prometheus_port),
         ("mqtt", args.mqtt_port),
+        ("mqtt/ssl", mqtts_port),
         ("stomp", args.stomp_port),
+        ("stomp/ssl", stomps_port),
         ("http/web-mqtt", args.web_mqtt_port),
         ("http/web-stomp", args.web_stomp_port),
     ]
@@ -479,9 +606,13 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
         rabbitmq_version: amqp_cfg.version.clone(),
         ..Default::default()
     };
-    if let Some(l) = http {
-        tasks.push(tokio::spawn(warren_http::serve(
-            l,
+    if http.is_some() || https.is_some() {
+        let listeners = warren_http::ApiListeners {
+            http,
+            https: https.zip(https_tls),
+        };
+        tasks.push(tokio::spawn(warren_http::serve_listeners(
+            listeners,
             broker.clone(),
             http_cfg.clone(),
             shutdown_rx.clone(),
@@ -498,11 +629,21 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
     let mqtt_cfg = warren_mqtt::MqttConfig {
         exchange: args.mqtt_exchange.clone(),
         max_packet_size: args.mqtt_max_packet_size,
+        ssl_cert_login: args.mqtt_ssl_cert_login,
         ..Default::default()
     };
     if let Some(l) = mqtt {
         tasks.push(tokio::spawn(warren_mqtt::serve(
             l,
+            broker.clone(),
+            mqtt_cfg.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    if let (Some(l), Some(tls)) = (mqtts, &tls) {
+        tasks.push(tokio::spawn(warren_mqtt::serve_tls(
+            l,
+            tls.clone(),
             broker.clone(),
             mqtt_cfg.clone(),
             shutdown_rx.clone(),
@@ -516,7 +657,19 @@ async fn run((args, extra): (Args, FileOnly)) -> Result<(), String> {
             shutdown_rx.clone(),
         )));
     }
-    let stomp_cfg = warren_stomp::StompConfig::default();
+    let stomp_cfg = warren_stomp::StompConfig {
+        ssl_cert_login: args.stomp_ssl_cert_login,
+        ..Default::default()
+    };
+    if let (Some(l), Some(tls)) = (stomps, &tls) {
+        tasks.push(tokio::spawn(warren_stomp::serve_tls(
+            l,
+            tls.clone(),
+            broker.clone(),
+            stomp_cfg.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     if let Some(l) = stomp {
         tasks.push(tokio::spawn(warren_stomp::serve(
             l,

@@ -1,4 +1,5 @@
-//! A connection's two halves, over plain TCP or over a WebSocket.
+//! A connection's two halves, over plain TCP, TLS (MQTTS, STOMP over TLS) or a
+//! WebSocket.
 //!
 //! Over a WebSocket, the protocol's bytes travel in WebSocket messages. Incoming messages
 //! are appended to the read buffer as they come, so the protocol decoder never sees the
@@ -13,13 +14,15 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use warren_tls::TlsStream;
 
 type Ws = WebSocketStream<TcpStream>;
+type Tls = TlsStream<TcpStream>;
 
 /// The room the first read of a burst makes. Buffers are allocated when data arrives,
 /// not while a connection idles, so ten thousand idle connections hold none; and they
@@ -37,6 +40,7 @@ pub struct Reader {
 
 enum ReaderKind {
     Tcp(OwnedReadHalf),
+    Tls(ReadHalf<Tls>),
     Ws(SplitStream<Ws>),
 }
 
@@ -65,6 +69,21 @@ impl Reader {
                     Err(e) => return Err(e),
                 }
             },
+            ReaderKind::Tls(r) => {
+                // Decrypted bytes come out of rustls' own buffer, so there is no
+                // readiness to wait for first: read into room made now.
+                if buf.capacity() - buf.len() < self.chunk / 2 {
+                    buf.reserve(self.chunk);
+                }
+                let room = buf.capacity() - buf.len();
+                let n = r.read_buf(buf).await?;
+                self.chunk = if n == room {
+                    (self.chunk * 2).min(READ_CHUNK_MAX)
+                } else {
+                    (self.chunk / 2).max(READ_CHUNK_MIN)
+                };
+                Ok(n)
+            }
             ReaderKind::Ws(s) => loop {
                 let Some(msg) = s.next().await else {
                     return Ok(0);
@@ -105,6 +124,7 @@ pub enum WsFraming {
 /// The sending half of a connection.
 pub enum Writer {
     Tcp(OwnedWriteHalf),
+    Tls(WriteHalf<Tls>),
     Ws(SplitSink<Ws, Message>, WsFraming),
 }
 
@@ -114,6 +134,11 @@ impl Writer {
     pub async fn write(&mut self, data: Bytes, frames: &[usize]) -> io::Result<()> {
         match self {
             Writer::Tcp(w) => w.write_all(&data).await,
+            // rustls buffers what it encrypts: without the flush it may sit there.
+            Writer::Tls(w) => {
+                w.write_all(&data).await?;
+                w.flush().await
+            }
             Writer::Ws(sink, WsFraming::Binary) => sink
                 .send(Message::Binary(data))
                 .await
@@ -148,6 +173,10 @@ impl Writer {
             Writer::Tcp(w) => {
                 let _ = w.shutdown().await;
             }
+            // A TLS close_notify, then the FIN.
+            Writer::Tls(w) => {
+                let _ = w.shutdown().await;
+            }
             Writer::Ws(sink, _) => {
                 let _ = sink.close().await;
             }
@@ -158,11 +187,13 @@ impl Writer {
 /// Where an accepted socket is: what the connection registry shows, and the descriptor
 /// it reads byte counts from (`TCP_INFO`). Taken before the socket is split or
 /// upgraded; the descriptor stays valid for as long as the connection's [`Reader`] lives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SocketMeta {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub fd: Option<i32>,
+    /// Set on a TLS connection: what its handshake established about the client.
+    pub tls: Option<warren_tls::Peer>,
 }
 
 impl SocketMeta {
@@ -177,7 +208,23 @@ impl SocketMeta {
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
             fd,
+            tls: None,
         }
+    }
+}
+
+impl SocketMeta {
+    /// The TLS session as the connection registry shows it.
+    pub fn tls_info(&self) -> Option<warren_core::registry::TlsInfo> {
+        self.tls.as_ref().map(|p| {
+            let s = &p.session;
+            warren_core::registry::TlsInfo {
+                protocol: s.protocol.clone(),
+                key_exchange: s.key_exchange.clone(),
+                cipher: s.cipher.clone(),
+                hash: s.hash.clone(),
+            }
+        })
     }
 }
 
@@ -189,6 +236,16 @@ pub fn tcp(sock: TcpStream) -> (Reader, Writer) {
         chunk: READ_CHUNK_MIN,
     };
     (r, Writer::Tcp(w))
+}
+
+/// Splits a TLS connection.
+pub fn tls(stream: Tls) -> (Reader, Writer) {
+    let (r, w) = tokio::io::split(stream);
+    let r = Reader {
+        kind: ReaderKind::Tls(r),
+        chunk: READ_CHUNK_MIN,
+    };
+    (r, Writer::Tls(w))
 }
 
 /// Splits an upgraded WebSocket connection.
