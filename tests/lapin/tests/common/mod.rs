@@ -154,7 +154,15 @@ fn start_warren() -> Broker {
             .arg(&bin)
             .args(["--bind", "127.0.0.1", "--amqp-port", &port_s])
             .args(["--http-port", "0", "--mqtt-port", "0", "--stomp-port", "0"])
-            .args(["--prometheus-port", "0", "--web-mqtt-port", "0", "--web-stomp-port", "0", "--data-dir"])
+            .args([
+                "--prometheus-port",
+                "0",
+                "--web-mqtt-port",
+                "0",
+                "--web-stomp-port",
+                "0",
+                "--data-dir",
+            ])
             .arg(&data_dir)
             .env("WARREN_LAPIN_DATA_DIR", &data_dir)
             .stdin(Stdio::piped())
