@@ -279,3 +279,49 @@ def test_live_refresh_updates_rows_in_place(ui, broker, uniq):
         assert row.get_attribute("data-name") == name and name_cell.text == name
     finally:
         broker.api("DELETE", f"/api/queues/%2F/{q(name)}")
+
+
+def test_stream_page_shows_the_log_and_consumer_offsets(ui, broker, uniq):
+    """A stream added in the UI form: its page shows offsets, segments, size, each
+    consumer's position and lag, and no purge / get / move (streams refuse them)."""
+    name = uniq("stream")
+    ui.open("queues")
+    ui.click("#add-queue")
+    ui.fill(ui.field("name"), name)
+    ui.select(ui.field("queue_type"), "stream")
+    ui.button("Add queue").click()
+    ui.toast("ok", "Queue added")
+    info = broker.get(f"/api/queues/%2F/{q(name)}")
+    assert (info["type"], info["durable"]) == ("stream", True)
+
+    conn = broker.connect()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for i in range(30):
+        ch.basic_publish("", name, b"event %d" % i)
+    reader = broker.connect()
+    rch = reader.channel()
+    rch.basic_qos(prefetch_count=4)
+    rch.basic_consume(name, lambda *a: None, arguments={"x-stream-offset": 20}, consumer_tag="audit")
+    reader.process_data_events(0.5)
+    try:
+        ui.go(f"queues/%2F/{q(name)}")
+        ui.wait_text("main h1", name)
+        card = ui.wait_css("#stream-card")
+
+        def shown(key):
+            els = ui.css(f"#stream-card [data-stream='{key}'] .value")
+            return els[0].text.replace(",", "") if els else None
+
+        ui.wait(lambda: shown("last") == "29", timeout=20, what="last offset 29")
+        assert shown("first") == "0"
+        assert shown("segments") == "1"
+        row = ui.wait_css("#stream-readers tr[data-consumer='audit']")
+        # Four sent from offset 20, none acked: next is 24, six behind the end (30).
+        assert row.text.split()[-2:] == ["24", "6"], row.text
+        assert card.is_displayed()
+        assert not ui.css("#purge-queue")[0].is_displayed()
+        assert not ui.css("#get-card")[0].is_displayed()
+    finally:
+        reader.close()
+        conn.close()

@@ -18,7 +18,7 @@ import { RATE_SERIES, rates } from './overview.js';
 /** The dialog adding a queue; resolves with [vhost, name] once added. */
 export function addQueue() {
   const vhost = vhostSelect('vhost', defaultVhost());
-  const type = select('queue_type', [['classic', 'Classic']], 'classic');
+  const type = select('queue_type', [['classic', 'Classic'], ['stream', 'Stream']], 'classic');
   const name = input('name', { required: true, placeholder: 'e.g. orders' });
   const durable = select('durable', [['true', 'Durable'], ['false', 'Transient']], 'true');
   const autoDelete = select('auto_delete', [['false', 'No'], ['true', 'Yes']], 'false');
@@ -28,7 +28,7 @@ export function addQueue() {
     submitText: 'Add queue',
     fields: [
       row('Virtual host', vhost),
-      row('Type', type),
+      row('Type', type, 'A stream is an append-only log: consumers read it from any offset and nothing is removed by consuming. Streams are durable.'),
       row('Name', name),
       row('Durability', durable, 'Durable queues and their persistent messages survive a restart.'),
       row('Auto delete', autoDelete, 'Deleted when its last consumer unsubscribes.'),
@@ -36,8 +36,11 @@ export function addQueue() {
     ],
     submit: async () => {
       if (!name.value.trim()) throw new Error('Enter a name for the queue.');
+      const stream = type.value === 'stream';
+      const queueArgs = args.value();
+      if (stream) queueArgs['x-queue-type'] = 'stream';
       await put(`/queues/${enc(vhost.value)}/${enc(name.value)}`, {
-        durable: durable.value === 'true', auto_delete: autoDelete.value === 'true', arguments: args.value(),
+        durable: stream || durable.value === 'true', auto_delete: !stream && autoDelete.value === 'true', arguments: queueArgs,
       });
       toast('ok', 'Queue added', `${name.value} in ${vhost.value}`);
       return [vhost.value, name.value];
@@ -148,6 +151,24 @@ function moveForm(vhost, name) {
 }
 
 /** The feature chips for a page title: nothing (rather than a dash) without features. */
+/** A stream's log (offsets, segments, size) and where each consumer is in it. */
+function streamView(s) {
+  const figure = (label, v, key) => h('div', { class: 'figure', dataset: { stream: key } }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, v));
+  const rows = (s.consumers || []).map((c) => h('tr', { dataset: { consumer: c.consumer_tag } },
+    h('td', null, h('code', null, c.consumer_tag)), h('td', { class: 'num' }, num(c.offset)), h('td', { class: 'num' }, num(c.offset_lag))));
+  return h('div', null,
+    h('div', { class: 'figures' },
+      figure('First offset', num(s.first_offset), 'first'),
+      figure('Last offset', s.last_offset == null ? '—' : num(s.last_offset), 'last'),
+      figure('Segments', num(s.segments), 'segments'),
+      figure('Size', bytes(s.size_bytes), 'size')),
+    rows.length
+      ? h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'stream-readers' },
+        h('thead', null, h('tr', null, h('th', null, 'Consumer'), h('th', { class: 'num' }, 'Next offset'), h('th', { class: 'num' }, 'Lag'))),
+        h('tbody', null, rows)))
+      : h('p', { class: 'muted' }, 'No consumer is reading this stream.'));
+}
+
 function featureBadges(q) {
   const c = featureChips(q);
   return c.classList.contains('chips') ? c : null;
@@ -178,6 +199,9 @@ export function detail(vhost, name) {
   const info = h('div');
   const consumers = h('div');
   const bindings = h('div');
+  const streamBody = h('div');
+  const streamCard = card({ title: 'Stream', body: streamBody, id: 'stream-card' });
+  streamCard.hidden = true;
   const queued = new LineChart({ key: `queue:${vhost}:${name}:queued`, name: 'queued', format: num,
     series: [{ key: 'ready', label: 'Ready' }, { key: 'unacked', label: 'Unacked' }, { key: 'total', label: 'Total' }] });
   const rateChart = new LineChart({ key: `queue:${vhost}:${name}:rates`, name: 'rates', format: rate,
@@ -189,6 +213,7 @@ export function detail(vhost, name) {
       card({ title: 'Message rates', actions: windowControl(), body: rateChart.el, id: 'rates-card' })),
     h('div', { class: 'grid sidebar' },
       h('div', null,
+        streamCard,
         card({ title: 'Consumers', body: consumers, flush: true, id: 'consumers-card' }),
         card({ title: 'Bindings', flush: true, id: 'bindings-card', body: [bindings,
           h('div', { class: 'card-body' }, h('h3', null, 'Add binding to this queue'), h('div', { style: { marginTop: '10px' } }, bindForm({ vhost, queue: name })))] })),
@@ -248,6 +273,14 @@ export function detail(vhost, name) {
       ['Node', q.node],
     ]));
     swap(consumers, consumerTable(q.consumer_details || [], 'channel'));
+    streamCard.hidden = !q.stream;
+    if (q.stream) streamBody.replaceChildren(streamView(q.stream));
+    // A stream is never emptied or read with basic.get: those forms would only fail.
+    for (const id of ['get-card', 'move-card']) {
+      const c = el.querySelector(`#${id}`);
+      if (c) c.hidden = !!q.stream;
+    }
+    purgeBtn.hidden = !!q.stream;
     swap(bindings, bindingsTable(binds, { side: 'source', vhost }));
   }
 
