@@ -384,6 +384,11 @@ fn next_frame_publishes(buf: &[u8]) -> bool {
     }
 }
 
+/// Whether `buf` starts with a frame header whose frame it does not hold whole.
+fn partial_frame(buf: &[u8]) -> bool {
+    buf.len() >= 7 && buf.len() < 8 + u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize
+}
+
 impl Connection {
     async fn run<R: AsyncRead + Unpin>(
         &mut self,
@@ -484,7 +489,10 @@ impl Connection {
                     }
                 }
             }
-            if buf.capacity() - buf.len() < 4096 {
+            // A frame begun but not whole already has room for all of it (`decode_frame`
+            // reserved it): growing the buffer further would make a large message's body,
+            // a slice of it, pin twice its size while it sits in a queue.
+            if buf.capacity() - buf.len() < 4096 && !partial_frame(&buf) {
                 buf.reserve(64 << 10);
             }
         }
