@@ -133,6 +133,8 @@ def main():
                 break
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    shutil.rmtree(data, ignore_errors=True)
                     sys.exit("warren did not start")
                 time.sleep(0.05)
         time.sleep(0.5)
