@@ -454,6 +454,9 @@ def start_warren(args):
                 break
             except OSError:
                 if time.time() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    shutil.rmtree(data, ignore_errors=True)
                     raise RuntimeError(f"warren is not listening on {port}")
                 time.sleep(0.05)
     return proc, data
