@@ -389,6 +389,14 @@ fn next_frame_publishes(buf: &[u8]) -> bool {
     }
 }
 
+/// The reader's buffer: room for a few frames of the default `frame_max` per read.
+const READ_BUF: usize = 64 << 10;
+
+/// Whether `buf` starts with a frame header whose frame it does not hold whole.
+fn partial_frame(buf: &[u8]) -> bool {
+    buf.len() >= 7 && buf.len() < 8 + u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize
+}
+
 impl Connection {
     async fn run<R: AsyncRead + Unpin>(
         &mut self,
@@ -446,6 +454,19 @@ impl Connection {
                 }
             }
 
+            if buf.is_empty() && buf.capacity() < READ_BUF - 4096 {
+                // Back to the start of an allocation once a page of this one is used up:
+                // each read would otherwise land further into it until every page of it
+                // was resident, 64 KiB for each of thousands of mostly idle connections.
+                buf = BytesMut::new();
+            }
+            // A frame begun but not whole already has room for all of it (`decode_frame`
+            // reserved it): growing the buffer further would make a large message's body,
+            // a slice of it, pin twice its size while it sits in a queue.
+            if buf.capacity() - buf.len() < 4096 && !partial_frame(&buf) {
+                buf.reserve(READ_BUF);
+            }
+
             let waiting = self.waiting_sync();
             let read = r.read_buf(&mut buf);
             let res = tokio::select! {
@@ -488,9 +509,6 @@ impl Connection {
                         idle_deadline = Some(tokio::time::Instant::now() + d);
                     }
                 }
-            }
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(64 << 10);
             }
         }
     }

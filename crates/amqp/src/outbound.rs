@@ -9,6 +9,10 @@
 //! The buffer is bounded for deliveries: above [`HIGH_WATER`] bytes [`Outbound::ready`] says
 //! no, queues skip this connection's consumers, and once the writer has drained below
 //! [`LOW_WATER`] it asks those queues to dispatch again.
+//!
+//! Memory: a connection that has nothing to send holds no buffer (a written batch's
+//! allocation is kept as the next buffer only up to [`SPARE_MAX`]), so ten thousand mostly
+//! idle connections do not each keep the pages their largest batch ever touched.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -51,6 +55,8 @@ impl Drop for WakeBatch {
 
 pub const HIGH_WATER: usize = 1 << 20;
 pub const LOW_WATER: usize = 256 << 10;
+/// The largest written buffer kept for the next batch.
+pub const SPARE_MAX: usize = 16 << 10;
 
 pub struct Outbound {
     buf: Mutex<BytesMut>,
@@ -68,7 +74,7 @@ pub struct Outbound {
 impl Default for Outbound {
     fn default() -> Self {
         Outbound {
-            buf: Mutex::new(BytesMut::with_capacity(64 << 10)),
+            buf: Mutex::new(BytesMut::new()),
             queued: AtomicUsize::new(0),
             scheduled: AtomicBool::new(false),
             wake: Notify::new(),
@@ -167,7 +173,7 @@ impl Outbound {
         mut sock: W,
         heartbeat: Duration,
     ) {
-        let mut spare = BytesMut::with_capacity(64 << 10);
+        let mut spare = BytesMut::new();
         let mut last_write = Instant::now();
         loop {
             let closing = self.is_closing();
@@ -189,10 +195,11 @@ impl Outbound {
                 last_write = Instant::now();
                 data.clear();
             }
-            spare = data;
-            if spare.capacity() > 4 * HIGH_WATER {
-                spare = BytesMut::with_capacity(64 << 10);
-            }
+            spare = if data.capacity() > SPARE_MAX {
+                BytesMut::new()
+            } else {
+                data
+            };
             if self.stalled.load(Ordering::Relaxed)
                 && self.queued.load(Ordering::Relaxed) < LOW_WATER
             {

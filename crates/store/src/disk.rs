@@ -578,9 +578,10 @@ impl DiskQueueStore {
         }
     }
 
-    /// Writes the oldest tail messages until at most `keep` remain unwritten.
-    fn flush_tail(&mut self, keep: usize) -> io::Result<()> {
-        while self.tail.len() > keep {
+    /// Writes the oldest tail messages until at most `keep` messages of at most
+    /// `keep_bytes` remain unwritten.
+    fn flush_tail(&mut self, keep: usize, keep_bytes: u64) -> io::Result<()> {
+        while self.tail.len() > keep || (self.tail_bytes > keep_bytes && !self.tail.is_empty()) {
             let mut env = self.tail.pop_front().expect("len > keep");
             let (loc, _) = match self.write_record(env.seq, env.expires_at, &env.msg) {
                 Ok(r) => r,
@@ -618,7 +619,7 @@ impl QueueStore for DiskQueueStore {
         let size = msg.size();
         let pushed = if must_write {
             // Older tail messages go first, to keep everything written older than the tail.
-            self.flush_tail(0)?;
+            self.flush_tail(0, 0)?;
             let (loc, sync) = self.write_record(seq, expires_at, &msg)?;
             self.cache_written(Envelope {
                 seq,
@@ -640,7 +641,9 @@ impl QueueStore for DiskQueueStore {
                 delivery_count: 0,
             });
             if self.tail.len() > TAIL_MESSAGES || self.tail_bytes > TAIL_BYTES {
-                self.flush_tail(TAIL_MESSAGES / 2)?;
+                // Both halves: a count alone would let a few thousand large messages
+                // stay in memory.
+                self.flush_tail(TAIL_MESSAGES / 2, TAIL_BYTES / 2)?;
             }
             Pushed {
                 seq,
@@ -1032,6 +1035,24 @@ mod tests {
             .collect();
         want.push("last".into());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_backlog_of_large_messages_keeps_the_tail_within_its_byte_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = DiskQueueStore::open(dir.path(), DiskOptions::default()).unwrap();
+        let body = "x".repeat(64 << 10);
+        let n = 4 * (TAIL_BYTES / (64 << 10)) as usize;
+        for i in 0..n {
+            s.push(msg(&format!("{i:08}{body}"), false), None).unwrap();
+            assert!(s.tail_bytes <= TAIL_BYTES + (64 << 10) + 8);
+            assert!(s.cache_bytes <= CACHE_BYTES);
+        }
+        let got = bodies(&mut s);
+        assert_eq!(got.len(), n);
+        for (i, (b, _)) in got.iter().enumerate() {
+            assert_eq!(&b[..8], format!("{i:08}"));
+        }
     }
 
     #[test]
