@@ -140,6 +140,20 @@ def test_declare_checks_max_age_and_equivalence(broker, uniq):
     c.close()
 
 
+@pytest.mark.parametrize("arg,value", [
+    ("x-expires", 1000), ("x-message-ttl", 1000), ("x-max-length", 10),
+    ("x-max-priority", 5), ("x-dead-letter-exchange", "dlx"),
+    ("x-single-active-consumer", True), ("x-overflow", "reject-publish"),
+])
+def test_declare_refuses_queue_arguments_streams_do_not_have(broker, uniq, arg, value):
+    c = broker.connect()
+    ch = c.channel()
+    name = uniq("s")
+    with channel_closed(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{name}' in vhost '/' of queue type rabbit_stream_queue"):
+        ch.queue_declare(name, durable=True, arguments={**STREAM, arg: value})
+    c.close()
+
+
 # ---------------------------------------------------------------- refused operations
 
 

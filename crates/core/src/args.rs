@@ -28,6 +28,24 @@ pub const EQUIVALENT_QUEUE_ARGS: &[&str] = &[
     "x-queue-leader-locator",
 ];
 
+/// Queue arguments a stream refuses (RabbitMQ: "of queue type rabbit_stream_queue").
+const STREAM_REFUSED: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-message-deduplication",
+];
+
 /// RabbitMQ's largest timer value (ms) for TTLs and expiries.
 const MAX_EXPIRY: i64 = 4_294_967_295 * 1000;
 
@@ -175,6 +193,13 @@ pub fn validate_queue_args(
         }
     }
     let kind = args.get("x-queue-type").and_then(|v| v.as_str());
+    if kind == Some("stream") {
+        if let Some(k) = STREAM_REFUSED.iter().find(|k| args.contains_key(k)) {
+            return Err(BrokerError::precondition_failed(format!(
+                "invalid arg '{k}' for queue '{queue}' in vhost '{vhost}' of queue type rabbit_stream_queue"
+            )));
+        }
+    }
     if matches!(kind, Some("quorum" | "stream")) {
         let bad = if !durable {
             Some("non-durable")
