@@ -164,6 +164,9 @@ def test_stream_replay_from_first(broker):
     assert s["consumed_per_consumer"] == [30000, 30000]
     assert s["stream"]["first_offsets"] == [0, 0]
     assert s["stream"]["last_offsets"] == [29999, 29999]
+    # MB/s counts the bodies received (64 B each), whatever --size says.
+    want = 60000 * 64 / s["elapsed_s"] / 1e6
+    assert abs(s["consume_mb_per_s"] - want) <= want * 0.01, (s["consume_mb_per_s"], want)
     assert s["integrity"]["checked"] and s["integrity"]["lost"] == 0
     assert s["integrity"]["verdict"].startswith("ok"), s["integrity"]
     # From an offset, fewer than the stream holds; then the stream goes.

@@ -898,7 +898,7 @@ impl Reporter {
                 .iter()
                 .map(|c| c.load(Relaxed) as f64 / elapsed)
                 .collect(),
-            consume_mb_per_s: snap.consumed as f64 * a.size as f64 / elapsed / 1e6,
+            consume_mb_per_s: counters.consumed_bytes.load(Relaxed) as f64 / elapsed / 1e6,
             stream: plan.stream_offset.as_ref().map(|o| {
                 let offsets = |k: usize| {
                     counters

@@ -24,6 +24,8 @@ pub struct Counters {
     pub nacked: AtomicU64,
     /// Deliveries received in full.
     pub consumed: AtomicU64,
+    /// Body bytes of those deliveries.
+    pub consumed_bytes: AtomicU64,
     /// Producers that have sent (and, with confirms, settled) everything.
     pub producers_done: AtomicUsize,
     /// Connections the broker has blocked (`connection.blocked`) right now.
@@ -267,7 +269,7 @@ pub struct Summary {
     pub consume_rate: f64,
     /// Each consumer's deliveries over the whole run, in consumer order.
     pub consume_rate_per_consumer: Vec<f64>,
-    /// Consumed body bytes over the whole run, in MB/s (10^6 bytes).
+    /// Body bytes received over the whole run, in MB/s (10^6 bytes).
     pub consume_mb_per_s: f64,
     /// Stream mode: where consumers started and which offsets they got.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -153,6 +153,7 @@ struct Worker {
     confirmed: u64,
     nacked: u64,
     consumed: u64,
+    consumed_bytes: u64,
     /// Deliveries of the current read batch, for the integrity tracker.
     seen: Vec<Seen>,
     /// Stream mode: every consumer gets every message, each carrying its offset.
@@ -209,6 +210,7 @@ pub async fn run(
         confirmed: 0,
         nacked: 0,
         consumed: 0,
+        consumed_bytes: 0,
         seen: Vec::new(),
         stream: plan.stream_offset.is_some(),
         offset_errors: 0,
@@ -440,6 +442,10 @@ impl Worker {
             c.offset_errors
                 .fetch_add(std::mem::take(&mut self.offset_errors), Relaxed);
         }
+        if self.consumed_bytes > 0 {
+            c.consumed_bytes
+                .fetch_add(std::mem::take(&mut self.consumed_bytes), Relaxed);
+        }
         if self.consumed > 0 {
             let n = std::mem::take(&mut self.consumed);
             let total = c.consumed.fetch_add(n, Relaxed) + n;
@@ -562,6 +568,7 @@ impl Worker {
                                 });
                             }
                         }
+                        self.consumed_bytes += f.payload.len() as u64;
                         let left = left.saturating_sub(f.payload.len() as u64);
                         if left == 0 {
                             self.delivered(f.channel, i, tag);
