@@ -248,17 +248,21 @@ def test_compare_writes_csv_json_and_markdown(broker):
     out_dir = tempfile.mkdtemp(prefix="warren-perf-compare-")
     code, out, err = run_perf("compare", "--broker", f"one={broker.uri}",
                               "--broker", f"two={broker.uri}", "--scenario", "seed-100",
+                              "--scenario", "seed-stream-100",
                               "--scenario", "idle-rss", "--scale", "0.05", "--repeat", 2,
                               "--max-noise", 100, "--out", out_dir, "--meta", "commit=test")
     assert code == 0, err
     with open(os.path.join(out_dir, "runs.csv")) as f:
         runs = list(csv.DictReader(f))
-    assert len(runs) == 8
+    assert len(runs) == 12
     seed = [r for r in runs if r["scenario"] == "seed-100"]
     assert [(r["broker"], r["rep"]) for r in seed] == [
         ("one", "1"), ("two", "1"), ("one", "2"), ("two", "2")]
     assert all(r["ok"] == "true" and float(r["value"]) > 0 for r in runs)
     assert all(r["integrity"].startswith("ok") for r in seed)
+    stream = [r for r in runs if r["scenario"] == "seed-stream-100"]
+    assert len(stream) == 4
+    assert all(r["integrity"].startswith("ok: every consumer got every message") for r in stream)
     with open(os.path.join(out_dir, "results.json")) as f:
         res = json.load(f)
     assert res["meta"]["commit"] == "test" and res["meta"]["cores"]

@@ -433,7 +433,9 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
             .consume_target
             .is_some_and(|t| c.consumed.load(Relaxed).saturating_sub(again) >= t);
         let finished = if plan.stream_offset.is_some() && args.consumers > 0 {
-            plan.consume_target.is_some() && c.consumers_done.load(Relaxed) == args.consumers
+            // Every consumer has its share, not counting copies (a consumer that got
+            // one is still owed a message).
+            consumed_enough && c.consumers_done.load(Relaxed) == args.consumers
         } else if args.consumers > 0 {
             consumed_enough
         } else {
