@@ -5,6 +5,8 @@
 #
 #   bench/seed.sh URI BROKER_PID [REPEAT] [EXTRA warren-perf FLAGS...]
 #   bench/seed.sh amqp://guest:guest@127.0.0.1:5680/%2f "$(pgrep -x warren)" 3
+#   # the same on a stream (each consumer reads every message: rates are deliveries/s)
+#   bench/seed.sh URI PID 3 --queue-type stream --prefetch 1000 --multiple-ack 100
 #
 # Raw JSON summaries are appended to ${OUT:-/tmp/warren-perf-seed.jsonl}.
 set -euo pipefail

@@ -89,12 +89,13 @@ def run_perf(*args, timeout=120):
 class FaultyProxy:
     """Forwards TCP to `upstream_port`; on the broker-to-client side it counts
     `basic.deliver` frames over all connections and, for the `nth` one (1-based), either
-    drops the whole delivery (method, header and body frames) or sends it twice."""
+    drops the whole delivery (method, header and body frames), sends it twice, or swaps
+    it with the next delivery on the same channel."""
 
     DELIVER = (60, 60)
 
     def __init__(self, upstream_port, nth, mode):
-        assert mode in ("drop", "duplicate")
+        assert mode in ("drop", "duplicate", "swap")
         self.upstream_port = upstream_port
         self.nth = nth
         self.mode = mode
@@ -145,9 +146,10 @@ class FaultyProxy:
 
     def _frames(self, src, dst):
         buf = b""
-        # Per channel: the delivery being held back (bytes so far, body bytes left), or
-        # None before its header arrived.
+        # Per channel, the deliveries being held back: those complete, and the one in
+        # progress (bytes so far, body bytes left, or None before its header).
         held = {}
+        want = 2 if self.mode == "swap" else 1
         try:
             while True:
                 data = src.recv(65536)
@@ -161,22 +163,30 @@ class FaultyProxy:
                         break
                     frame, buf = buf[:size + 8], buf[size + 8:]
                     payload = frame[7:7 + size]
-                    if kind == 1 and struct.unpack(">HH", payload[:4]) == self.DELIVER \
-                            and self._claim():
-                        held[channel] = [bytearray(frame), None]
-                        continue
                     h = held.get(channel)
-                    if h is not None and kind in (2, 3):
-                        h[0] += frame
+                    if kind == 1 and struct.unpack(">HH", payload[:4]) == self.DELIVER \
+                            and (h is not None or self._claim()):
+                        if h is None:
+                            h = held[channel] = {"done": []}
+                        h["cur"], h["left"] = bytearray(frame), None
+                        continue
+                    if h is not None and h.get("cur") is not None and kind in (2, 3):
+                        h["cur"] += frame
                         if kind == 2:
-                            h[1] = struct.unpack(">Q", payload[4:12])[0]
+                            h["left"] = struct.unpack(">Q", payload[4:12])[0]
                         else:
-                            h[1] -= len(payload)
-                        if h[1] == 0:
-                            del held[channel]
-                            if self.mode == "duplicate":
-                                out += h[0] + h[0]
-                            self.done = True
+                            h["left"] -= len(payload)
+                        if h["left"] == 0:
+                            h["done"].append(h["cur"])
+                            h["cur"] = None
+                            if len(h["done"]) == want:
+                                del held[channel]
+                                d = h["done"]
+                                if self.mode == "duplicate":
+                                    out += d[0] + d[0]
+                                elif self.mode == "swap":
+                                    out += d[1] + d[0]
+                                self.done = True
                         continue
                     out += frame
                 if out:

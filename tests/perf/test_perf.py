@@ -122,21 +122,147 @@ def test_the_proxy_alone_changes_nothing(broker):
     assert summary_of(out)["integrity"]["lost"] == 0
 
 
+# ------------------------------------------------------------------ stream mode
+
+STREAM = ["--queue-type", "stream", "-q", 200, "-A", 50]
+
+
+def test_stream_every_consumer_gets_every_message_in_order(broker):
+    code, out, err = run_perf("run", "--uri", broker.uri, "-x", 2, "-y", 3, "-C", 20001,
+                              "-s", 100, *STREAM, "--json", "--quiet")
+    assert code == 0, err
+    s = summary_of(out)
+    assert s["published"] == 20001
+    assert s["consumed"] == 3 * 20001
+    assert s["consumed_per_consumer"] == [20001] * 3
+    assert len(s["consume_rate_per_consumer"]) == 3
+    assert s["consume_mb_per_s"] > 0
+    assert s["stream"]["start"] == "next"
+    # Every consumer saw offsets 0..20000, each once, in order.
+    assert s["stream"]["first_offsets"] == [0] * 3
+    assert s["stream"]["last_offsets"] == [20000] * 3
+    i = s["integrity"]
+    assert i["checked"] and i["lost"] == 0 and i["duplicates"] == 0
+    assert i["out_of_order"] == 0 and i["offset_errors"] == 0
+    assert i["distinct"] == 3 * 20001
+    assert i["verdict"].startswith("ok: every consumer got every message")
+
+
+def test_stream_replay_from_first(broker):
+    q = "perf-test-replay"
+    code, out, err = run_perf("run", "--uri", broker.uri, "-x", 1, "-y", 0, "-C", 30000,
+                              "-s", 64, "-u", q, "--queue-type", "stream", "-c", 1000,
+                              "--keep", "--json", "--quiet")
+    assert code == 0, err
+    assert summary_of(out)["confirmed"] == 30000
+    # Each of two consumers reads the 30,000 from the start.
+    code, out, err = run_perf("run", "--uri", broker.uri, "-x", 0, "-y", 2, "-C", 30000,
+                              "-u", q, *STREAM, "--json", "--quiet")
+    assert code == 0, err
+    s = summary_of(out)
+    assert s["stream"]["start"] == "first"
+    assert s["consumed_per_consumer"] == [30000, 30000]
+    assert s["stream"]["first_offsets"] == [0, 0]
+    assert s["stream"]["last_offsets"] == [29999, 29999]
+    # MB/s counts the bodies received (64 B each), whatever --size says.
+    want = 60000 * 64 / s["elapsed_s"] / 1e6
+    assert abs(s["consume_mb_per_s"] - want) <= want * 0.01, (s["consume_mb_per_s"], want)
+    assert s["integrity"]["checked"] and s["integrity"]["lost"] == 0
+    assert s["integrity"]["verdict"].startswith("ok"), s["integrity"]
+    # From an offset, fewer than the stream holds; then the stream goes.
+    code, out, err = run_perf("run", "--uri", broker.uri, "-x", 0, "-y", 1, "-C", 1000,
+                              "-u", q, *STREAM, "--stream-offset", 25000, "--delete-queues",
+                              "--json", "--quiet")
+    assert code == 0, err
+    s = summary_of(out)
+    assert s["consumed"] >= 1000
+    assert s["stream"]["first_offsets"] == [25000]
+    assert s["integrity"]["verdict"].startswith("ok"), s["integrity"]
+
+
+@pytest.mark.parametrize("producers", [1, 0], ids=["live", "replay"])
+def test_stream_a_lost_message_fails_the_run(broker, producers):
+    q = f"perf-test-stream-loss-{producers}"
+    if producers == 0:
+        code, _, err = run_perf("run", "--uri", broker.uri, "-x", 1, "-y", 0, "-C", 5000,
+                                "-s", 100, "-u", q, "--queue-type", "stream", "-c", 500,
+                                "--keep", "--json", "--quiet")
+        assert code == 0, err
+    proxy = FaultyProxy(broker.port, nth=2345, mode="drop")
+    try:
+        code, out, err = run_perf("run", "--uri", proxy.uri, "-x", producers, "-y", 2,
+                                  "-C", 5000, "-s", 100, "-u", q, *STREAM,
+                                  "--delete-queues", "--stall-timeout", 2, "--json",
+                                  "--quiet")
+    finally:
+        proxy.close()
+    assert proxy.done
+    assert code == 4, (code, err)
+    assert "LOST 1 message" in err
+    s = summary_of(out)
+    i = s["integrity"]
+    assert i["lost"] == 1 and i["duplicates"] == 0 and i["out_of_order"] == 0
+    assert sorted(s["consumed_per_consumer"]) == [4999, 5000]
+    assert [m["count"] for m in i["missing"]] == [1]
+    assert i["missing"][0]["queue"].startswith("consumer c")
+
+
+def test_stream_a_duplicated_delivery_fails_the_run(broker):
+    proxy = FaultyProxy(broker.port, nth=777, mode="duplicate")
+    try:
+        code, out, err = run_perf("run", "--uri", proxy.uri, "-x", 1, "-y", 2, "-C", 5000,
+                                  "-s", 100, *STREAM, "--stall-timeout", 5, "--json",
+                                  "--quiet")
+    finally:
+        proxy.close()
+    assert proxy.done
+    assert code == 4, (code, err)
+    assert "DUPLICATED 1" in err
+    s = summary_of(out)
+    i = s["integrity"]
+    assert i["duplicates"] == 1 and i["lost"] == 0
+    # The copy repeats its offset too.
+    assert i["offset_errors"] == 1
+    assert sorted(s["consumed_per_consumer"]) == [5000, 5001]
+
+
+def test_stream_a_reordered_delivery_fails_the_run(broker):
+    proxy = FaultyProxy(broker.port, nth=1000, mode="swap")
+    try:
+        code, out, err = run_perf("run", "--uri", proxy.uri, "-x", 1, "-y", 1, "-C", 5000,
+                                  "-s", 100, *STREAM, "--stall-timeout", 5, "--json",
+                                  "--quiet")
+    finally:
+        proxy.close()
+    assert proxy.done
+    assert code == 4, (code, err)
+    assert "OUT OF ORDER: 1" in err
+    s = summary_of(out)
+    i = s["integrity"]
+    assert i["out_of_order"] == 1 and i["offset_errors"] == 1
+    assert i["lost"] == 0 and i["duplicates"] == 0
+    assert s["consumed"] == 5000
+
+
 def test_compare_writes_csv_json_and_markdown(broker):
     out_dir = tempfile.mkdtemp(prefix="warren-perf-compare-")
     code, out, err = run_perf("compare", "--broker", f"one={broker.uri}",
                               "--broker", f"two={broker.uri}", "--scenario", "seed-100",
+                              "--scenario", "seed-stream-100",
                               "--scenario", "idle-rss", "--scale", "0.05", "--repeat", 2,
                               "--max-noise", 100, "--out", out_dir, "--meta", "commit=test")
     assert code == 0, err
     with open(os.path.join(out_dir, "runs.csv")) as f:
         runs = list(csv.DictReader(f))
-    assert len(runs) == 8
+    assert len(runs) == 12
     seed = [r for r in runs if r["scenario"] == "seed-100"]
     assert [(r["broker"], r["rep"]) for r in seed] == [
         ("one", "1"), ("two", "1"), ("one", "2"), ("two", "2")]
     assert all(r["ok"] == "true" and float(r["value"]) > 0 for r in runs)
     assert all(r["integrity"].startswith("ok") for r in seed)
+    stream = [r for r in runs if r["scenario"] == "seed-stream-100"]
+    assert len(stream) == 4
+    assert all(r["integrity"].startswith("ok: every consumer got every message") for r in stream)
     with open(os.path.join(out_dir, "results.json")) as f:
         res = json.load(f)
     assert res["meta"]["commit"] == "test" and res["meta"]["cores"]

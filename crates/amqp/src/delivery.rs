@@ -13,6 +13,7 @@ use warren_amqp_codec::methods::BasicCancel;
 use warren_amqp_codec::ShortStr;
 use warren_core::scheduler::coarse_monotonic_ms;
 use warren_core::{Consumer, Credit, DeliverySink, Envelope, Queue};
+use warren_store::segment::RecordView;
 
 use crate::outbound::Outbound;
 
@@ -101,16 +102,13 @@ impl ChannelShared {
     }
 }
 
-impl DeliverySink for ChannelShared {
-    fn ready(&self) -> bool {
-        self.out.ready()
-    }
-
-    fn deliver(
+impl ChannelShared {
+    fn send(
         &self,
         consumer: &Arc<Consumer>,
         queue: &Arc<Queue>,
         env: Envelope,
+        view: Option<&RecordView<'_>>,
     ) -> Result<(), Envelope> {
         let mut st = self.state.lock();
         if st.closed {
@@ -118,7 +116,17 @@ impl DeliverySink for ChannelShared {
         }
         st.next_tag += 1;
         let tag = st.next_tag;
+        // A stream's replay writes from the log's bytes; anything else from the message.
         let m = &env.msg;
+        let (exchange, routing_key, properties, body) = match view {
+            Some(v) => (v.exchange, v.routing_key, v.properties, v.body),
+            None => (
+                &*m.exchange,
+                &*m.routing_key,
+                &m.properties[..],
+                &m.body[..],
+            ),
+        };
         self.out.write_deferred(|b| {
             write_deliver(
                 b,
@@ -126,11 +134,11 @@ impl DeliverySink for ChannelShared {
                 &consumer.tag,
                 tag,
                 env.redelivered,
-                &m.exchange,
-                &m.routing_key,
+                exchange,
+                routing_key,
             );
-            write_content_header(b, self.id, 60, m.body.len() as u64, &m.properties);
-            write_body(b, self.id, &m.body, self.frame_max);
+            write_content_header(b, self.id, 60, body.len() as u64, properties);
+            write_body(b, self.id, body, self.frame_max);
         });
         if !consumer.no_ack {
             st.unacked.push_back(Unacked {
@@ -144,6 +152,31 @@ impl DeliverySink for ChannelShared {
         drop(st);
         self.out.schedule_soon();
         Ok(())
+    }
+}
+
+impl DeliverySink for ChannelShared {
+    fn ready(&self) -> bool {
+        self.out.ready()
+    }
+
+    fn deliver(
+        &self,
+        consumer: &Arc<Consumer>,
+        queue: &Arc<Queue>,
+        env: Envelope,
+    ) -> Result<(), Envelope> {
+        self.send(consumer, queue, env, None)
+    }
+
+    fn deliver_view(
+        &self,
+        consumer: &Arc<Consumer>,
+        queue: &Arc<Queue>,
+        env: Envelope,
+        view: &RecordView<'_>,
+    ) -> Result<(), Envelope> {
+        self.send(consumer, queue, env, Some(view))
     }
 
     fn cancelled(&self, consumer: &Arc<Consumer>) {

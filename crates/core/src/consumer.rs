@@ -4,8 +4,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use warren_amqp_codec::{FieldTable, ShortStr};
-use warren_store::Envelope;
+use bytes::Bytes;
+use warren_amqp_codec::{FieldTable, PropertiesView, ShortStr};
+use warren_store::segment::RecordView;
+use warren_store::{Envelope, Message};
 
 use crate::queue::Queue;
 use crate::ConnectionId;
@@ -73,6 +75,36 @@ pub trait DeliverySink: Send + Sync {
         queue: &Arc<Queue>,
         env: Envelope,
     ) -> Result<(), Envelope>;
+
+    /// A stream's delivery read straight from its log: `view` borrows the record from
+    /// the segment mapping, and `env` holds a placeholder message (a stream settles
+    /// nothing by content, so what an ack gets back needs none). An adapter that writes
+    /// frames can copy them from `view` with no message built; this default builds one.
+    fn deliver_view(
+        &self,
+        consumer: &Arc<Consumer>,
+        queue: &Arc<Queue>,
+        env: Envelope,
+        view: &RecordView<'_>,
+    ) -> Result<(), Envelope> {
+        let properties = Bytes::copy_from_slice(view.properties);
+        let props = PropertiesView::parse(&properties).unwrap_or_default();
+        let msg = Message::new(
+            view.exchange.into(),
+            view.routing_key.into(),
+            properties,
+            &props,
+            Bytes::copy_from_slice(view.body),
+        );
+        self.deliver(
+            consumer,
+            queue,
+            Envelope {
+                msg: Arc::new(msg),
+                ..env
+            },
+        )
+    }
 
     /// The broker cancelled this consumer (its queue was deleted).
     fn cancelled(&self, consumer: &Arc<Consumer>);

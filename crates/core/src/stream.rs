@@ -153,6 +153,9 @@ pub struct StreamState {
     readers: Vec<Reader>,
     /// Round-robin start, so no consumer always goes first.
     turn: usize,
+    /// What deliveries read back from the log carry as their message: their frames are
+    /// written from the log itself, and nothing settles a stream by content.
+    placeholder: Arc<Message>,
 }
 
 /// A stream's figures for management.
@@ -173,6 +176,13 @@ impl StreamState {
             log,
             readers: Vec::new(),
             turn: 0,
+            placeholder: Arc::new(Message::new(
+                Default::default(),
+                Default::default(),
+                Default::default(),
+                &Default::default(),
+                Default::default(),
+            )),
         }
     }
 
@@ -274,6 +284,31 @@ impl StreamState {
         for k in 0..n {
             let i = (self.turn + k) % n;
             let r = &mut self.readers[i];
+            if r.filter.is_none() {
+                // The replay path: frames straight from the log, no message built.
+                while r.consumer.can_take() {
+                    let Some(view) = self.log.read_view(&mut r.cursor) else {
+                        break;
+                    };
+                    let env = Envelope {
+                        seq: view.seq,
+                        msg: self.placeholder.clone(),
+                        redelivered: false,
+                        expires_at: None,
+                        loc: Default::default(),
+                        delivery_count: 0,
+                    };
+                    let c = &r.consumer;
+                    c.credit.take();
+                    c.channel_credit.take();
+                    if c.sink.deliver_view(c, queue, env, &view).is_err() {
+                        c.settled(1);
+                        break;
+                    }
+                    sent += 1;
+                }
+                continue;
+            }
             while r.consumer.can_take() {
                 let Some(rec) = self.log.read(&mut r.cursor) else {
                     break;

@@ -120,6 +120,19 @@ pub struct RunArgs {
     /// sent as such): --queue-arg x-queue-type=quorum --queue-arg x-max-length=100000.
     #[arg(long = "queue-arg", value_name = "KEY=VALUE", value_parser = parse_queue_arg)]
     pub queue_args: Vec<(String, FieldValue)>,
+    /// Queue type to declare (`x-queue-type`): classic, quorum or stream. `stream`
+    /// switches the run to stream mode: the queue is durable, every consumer reads every
+    /// message from `--stream-offset`, acks are credit (`--multiple-ack` N acks every Nth
+    /// with multiple=true), and the integrity check wants each consumer to get each
+    /// message exactly once and in order. `--count` is then per consumer when nobody
+    /// publishes (a replay: each consumer reads COUNT messages).
+    #[arg(long, value_name = "TYPE")]
+    pub queue_type: Option<String>,
+    /// Where stream consumers start (`x-stream-offset`): first, last, next, an offset
+    /// (number) or an interval such as 1h or 30s [default: next when the run publishes,
+    /// first when it only consumes].
+    #[arg(long, value_name = "OFFSET", value_parser = parse_stream_offset)]
+    pub stream_offset: Option<FieldValue>,
     /// Broker process id: report its CPU time per message and memory from /proc.
     #[arg(long, value_name = "PID")]
     pub broker_pid: Option<u32>,
@@ -151,6 +164,28 @@ fn parse_queue_arg(s: &str) -> Result<(String, FieldValue), String> {
         FieldValue::from(v)
     };
     Ok((k.to_string(), value))
+}
+
+fn parse_stream_offset(s: &str) -> Result<FieldValue, String> {
+    if let Ok(n) = s.parse::<i64>() {
+        if n < 0 {
+            return Err(format!("{s}: offsets start at 0"));
+        }
+        return Ok(FieldValue::I64(n));
+    }
+    let interval = s.len() > 1
+        && s[..s.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && matches!(
+            s.as_bytes()[s.len() - 1],
+            b'Y' | b'M' | b'D' | b'h' | b'm' | b's'
+        );
+    if matches!(s, "first" | "last" | "next") || interval {
+        Ok(FieldValue::from(s))
+    } else {
+        Err(format!(
+            "{s:?}: expected first, last, next, an offset or an interval (7D, 12h, 30m, 10s)"
+        ))
+    }
 }
 
 /// What one channel does.
@@ -187,8 +222,11 @@ pub struct Plan {
     /// Messages to publish in total (`None` = until the duration ends).
     pub count: Option<u64>,
     /// Deliveries after which consumers are done (`count` per queue unless there are no
-    /// producers).
+    /// producers; in stream mode `count` per consumer).
     pub consume_target: Option<u64>,
+    /// Stream mode: every consumer reads every message, starting at this
+    /// `x-stream-offset`.
+    pub stream_offset: Option<FieldValue>,
     pub duration: Option<f64>,
     /// Roles per connection; each role is one channel, numbered from 1.
     pub connections: Vec<Vec<Role>>,
@@ -217,6 +255,20 @@ impl RunArgs {
                  deliveries the broker will not send before an ack",
                 self.multiple_ack, self.prefetch
             ));
+        }
+        let stream = self.queue_type.as_deref() == Some("stream");
+        if stream && self.auto_ack {
+            return Err(
+                "stream consumers must acknowledge: --auto-ack is refused by \
+                        brokers for streams"
+                    .into(),
+            );
+        }
+        if stream && self.prefetch == 0 {
+            return Err("stream consumers need a prefetch (--prefetch N > 0)".into());
+        }
+        if !stream && self.stream_offset.is_some() {
+            return Err("--stream-offset needs --queue-type stream".into());
         }
         if let Some(d) = self.duration {
             if !(d >= 0.0 && d.is_finite()) {
@@ -286,11 +338,28 @@ impl RunArgs {
             0 => cores.min(n_conns).max(1),
             n => n,
         };
-        let consume_target = if self.producers == 0 {
-            self.count
-        } else {
-            count.map(|c| c * nq)
+        let consume_target = match (stream, self.producers) {
+            // Every consumer gets every message of its queue, and every queue gets
+            // every message.
+            (true, 0) => self.count.map(|c| c * self.consumers as u64),
+            (true, _) => count.map(|c| c * self.consumers as u64),
+            (false, 0) => self.count,
+            (false, _) => count.map(|c| c * nq),
         };
+        let stream_offset = stream.then(|| {
+            self.stream_offset.clone().unwrap_or_else(|| {
+                FieldValue::from(if self.producers > 0 { "next" } else { "first" })
+            })
+        });
+        let mut queue_args: FieldTable = self
+            .queue_args
+            .iter()
+            .cloned()
+            .map(|(k, v)| (k.into(), v))
+            .collect();
+        if let Some(t) = &self.queue_type {
+            queue_args.insert("x-queue-type", FieldValue::from(t.as_str()));
+        }
         Ok(Plan {
             uri,
             queues,
@@ -298,15 +367,14 @@ impl RunArgs {
             exchange: self.exchange.clone(),
             exchange_type: self.exchange_type.clone(),
             routing_key,
-            durable: self.durable || self.persistent,
-            queue_args: self
-                .queue_args
-                .iter()
-                .cloned()
-                .map(|(k, v)| (k.into(), v))
-                .collect(),
+            // Streams (and quorum queues) are durable only.
+            durable: self.durable
+                || self.persistent
+                || self.queue_type.as_deref().is_some_and(|t| t != "classic"),
+            queue_args,
             count: if self.producers == 0 { None } else { count },
             consume_target,
+            stream_offset,
             duration,
             connections,
             threads,
@@ -468,6 +536,69 @@ mod tests {
         );
         assert_eq!(p.queue_args.get("x-max-length"), Some(&FieldValue::I64(10)));
         assert!(parse(&["--queue-arg", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn stream_mode_reads_everything_with_every_consumer() {
+        let p = parse(&[
+            "--queue-type",
+            "stream",
+            "-y",
+            "4",
+            "-C",
+            "1000",
+            "-A",
+            "100",
+        ])
+        .unwrap();
+        assert!(p.durable);
+        assert_eq!(
+            p.queue_args.get("x-queue-type").and_then(|v| v.as_str()),
+            Some("stream")
+        );
+        assert_eq!(p.consume_target, Some(4000));
+        assert_eq!(p.stream_offset, Some(FieldValue::from("next")));
+        // A replay: each consumer reads --count, from the start by default.
+        let p = parse(&[
+            "--queue-type",
+            "stream",
+            "-x",
+            "0",
+            "-y",
+            "2",
+            "-C",
+            "50",
+            "-u",
+            "s",
+        ])
+        .unwrap();
+        assert_eq!(p.consume_target, Some(100));
+        assert_eq!(p.stream_offset, Some(FieldValue::from("first")));
+        for (arg, want) in [
+            ("last", FieldValue::from("last")),
+            ("42", FieldValue::I64(42)),
+            ("30m", FieldValue::from("30m")),
+        ] {
+            let p = parse(&["--queue-type", "stream", "--stream-offset", arg]).unwrap();
+            assert_eq!(p.stream_offset, Some(want));
+        }
+        for bad in ["-1", "soon", "m", "1.5h"] {
+            assert!(
+                parse(&["--queue-type", "stream", "--stream-offset", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(parse(&["--queue-type", "stream", "-a"])
+            .unwrap_err()
+            .contains("acknowledge"));
+        assert!(parse(&["--queue-type", "stream", "-q", "0"])
+            .unwrap_err()
+            .contains("prefetch"));
+        assert!(parse(&["--stream-offset", "first"])
+            .unwrap_err()
+            .contains("--queue-type stream"));
+        let p = parse(&["--queue-type", "classic"]).unwrap();
+        assert!(!p.durable && p.stream_offset.is_none());
     }
 
     #[test]

@@ -402,11 +402,13 @@ impl Client {
         queue: &str,
         consumer_tag: &str,
         no_ack: bool,
+        arguments: FieldTable,
     ) -> Result<()> {
         let m = BasicConsume {
             queue: queue.into(),
             consumer_tag: consumer_tag.into(),
             no_ack,
+            arguments,
             ..Default::default()
         };
         self.rpc(channel, m.into(), |m| {

@@ -10,6 +10,13 @@
 //!
 //! Workers collect the numbers of one read batch and apply them under one lock, so the
 //! hot path costs a `Vec` push per delivery and the lock is taken once per batch.
+//!
+//! Streams ([`Tracker::ordered`]) are stricter: every consumer must get every message,
+//! so the tracks are per (consumer, producer), and a stream delivers in order, so a
+//! number below one already seen from that producer is an error of its own
+//! (out of order). A replay of a stream warren-perf did not fill in this run has no
+//! sent counts to compare with; its tracks start at the first number each consumer saw
+//! and [`Tracker::gaps`] finds what is missing in between.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -23,9 +30,22 @@ struct Track {
     base: u64,
     words: VecDeque<u64>,
     distinct: u64,
+    /// The highest number marked.
+    last: Option<u64>,
 }
 
 impl Track {
+    fn new(queue: u16, producer: u16, base: u64) -> Track {
+        Track {
+            queue,
+            producer,
+            base,
+            words: VecDeque::new(),
+            distinct: 0,
+            last: None,
+        }
+    }
+
     /// Marks `seq`; false if it was already marked.
     fn mark(&mut self, seq: u64) -> bool {
         if seq < self.base {
@@ -43,6 +63,7 @@ impl Track {
         }
         *w |= bit;
         self.distinct += 1;
+        self.last = Some(self.last.map_or(seq, |l| l.max(seq)));
         true
     }
 
@@ -93,11 +114,14 @@ pub struct Applied {
     pub duplicates: u64,
     /// Second deliveries flagged `redelivered` (a requeue, not a broker fault).
     pub redelivered_again: u64,
+    /// Ordered tracks: first deliveries of a number below one already delivered.
+    pub out_of_order: u64,
 }
 
 /// A delivery's identity, as a worker collects it.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen {
+    /// The queue's index; for an ordered tracker, the consumer's.
     pub queue: u16,
     pub seq: u64,
     pub redelivered: bool,
@@ -106,6 +130,10 @@ pub struct Seen {
 #[derive(Debug, Default)]
 pub struct Tracker {
     tracks: Mutex<Vec<Track>>,
+    /// Per-producer order is checked.
+    ordered: bool,
+    /// A track starts at the first number seen rather than at 0.
+    from_first_seen: bool,
 }
 
 /// Missing messages of one (queue, producer).
@@ -120,6 +148,17 @@ pub struct Missing {
 impl Tracker {
     pub fn new() -> Tracker {
         Tracker::default()
+    }
+
+    /// For streams: tracks per (consumer, producer), in order. `from_first_seen`: the
+    /// consumers read messages published before the run, so a track starts wherever
+    /// its consumer started.
+    pub fn ordered(from_first_seen: bool) -> Tracker {
+        Tracker {
+            ordered: true,
+            from_first_seen,
+            ..Default::default()
+        }
     }
 
     /// Marks a batch of deliveries.
@@ -138,23 +177,22 @@ impl Tracker {
                 last = match tracks.iter().position(hit) {
                     Some(i) => i,
                     None => {
-                        tracks.push(Track {
-                            queue: s.queue,
-                            producer,
-                            base: 0,
-                            words: VecDeque::new(),
-                            distinct: 0,
-                        });
+                        let base = if self.from_first_seen { seq } else { 0 };
+                        tracks.push(Track::new(s.queue, producer, base));
                         tracks.len() - 1
                     }
                 };
             }
-            if !tracks[last].mark(seq) {
+            let t = &mut tracks[last];
+            let before = t.last;
+            if !t.mark(seq) {
                 if s.redelivered {
                     out.redelivered_again += 1;
                 } else {
                     out.duplicates += 1;
                 }
+            } else if self.ordered && before.is_some_and(|b| seq < b) {
+                out.out_of_order += 1;
             }
         }
         for t in tracks.iter_mut() {
@@ -167,6 +205,28 @@ impl Tracker {
     pub fn distinct(&self) -> u64 {
         let tracks = self.tracks.lock().unwrap_or_else(|p| p.into_inner());
         tracks.iter().map(|t| t.distinct).sum()
+    }
+
+    /// Per track, the numbers missing below the highest one seen (a stream delivers in
+    /// order, so those will not come any more); at most `max_examples` listed per track.
+    pub fn gaps(&self, max_examples: usize) -> Vec<Missing> {
+        let tracks = self.tracks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for t in tracks.iter() {
+            let Some(last) = t.last else { continue };
+            let mut first = Vec::new();
+            let count = t.missing(last + 1, &mut first, max_examples);
+            if count > 0 {
+                out.push(Missing {
+                    queue: t.queue,
+                    producer: t.producer,
+                    count,
+                    first,
+                });
+            }
+        }
+        out.sort_by_key(|m| (m.queue, m.producer));
+        out
     }
 
     /// For each queue in `0..queues` and each producer with `sent[p]` messages sent:
@@ -277,5 +337,49 @@ mod tests {
         );
         // A number below the compacted base is still a duplicate.
         assert_eq!(t.apply(&[seen(0, 0, 3)]).duplicates, 1);
+    }
+
+    #[test]
+    fn ordered_tracks_catch_reordering_per_consumer() {
+        let t = Tracker::ordered(false);
+        // Consumer 0 gets 0..100 in order; consumer 1 gets 50 and 51 swapped and misses
+        // 70; producer 1 interleaves freely with producer 0.
+        let mut batch: Vec<Seen> = (0..100).map(|n| seen(0, 0, n)).collect();
+        batch.extend((0..100).map(|n| seen(0, 1, n)));
+        let mut c1: Vec<u64> = (0..100).filter(|&n| n != 70).collect();
+        c1.swap(50, 51);
+        batch.extend(c1.iter().map(|&n| seen(1, 0, n)));
+        let a = t.apply(&batch);
+        assert_eq!(a.out_of_order, 1);
+        assert_eq!(a.duplicates, 0);
+        let m = t.missing(2, &[100, 100], 5);
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!((m[0].queue, m[0].producer, m[0].count), (1, 0, 1));
+        // Consumer 1 never saw producer 1.
+        assert_eq!((m[1].queue, m[1].producer, m[1].count), (1, 1, 100));
+        // Gaps only look below what each consumer saw.
+        let g = t.gaps(5);
+        assert_eq!(g.len(), 1);
+        assert_eq!((g[0].queue, g[0].first.clone()), (1, vec![70]));
+        // A repeat is a duplicate, not a reordering.
+        let a = t.apply(&[seen(0, 0, 99), seen(0, 0, 3)]);
+        assert_eq!((a.duplicates, a.out_of_order), (2, 0));
+    }
+
+    #[test]
+    fn a_replay_starts_where_its_consumer_started() {
+        let t = Tracker::ordered(true);
+        let batch: Vec<Seen> = (1000..1500)
+            .filter(|&n| n != 1234)
+            .map(|n| seen(3, 0, n))
+            .collect();
+        assert_eq!(t.apply(&batch), Applied::default());
+        let g = t.gaps(5);
+        assert_eq!(g.len(), 1);
+        assert_eq!(
+            (g[0].queue, g[0].count, g[0].first.clone()),
+            (3, 1, vec![1234])
+        );
+        assert_eq!(t.distinct(), 499);
     }
 }

@@ -1,7 +1,9 @@
 //! `warren-perf plot DIR`: charts from a `compare` results directory, each as PNG and SVG.
 //!
 //! - `seed-<size>`: the seed's plots, one per message size: throughput per broker
-//!   (median bar, min–max whisker).
+//!   (median bar, min–max whisker), for a classic queue and, when the results have it,
+//!   a stream (`seed-stream-<size>`, deliveries per second: every consumer reads every
+//!   message).
 //! - `targets`: the subject's ratio against the baseline per target scenario, with the
 //!   target marked.
 //! - `latency`: end-to-end latency percentiles per broker at a fixed rate (log scale).
@@ -68,15 +70,16 @@ pub fn plot(args: PlotArgs) -> Result<i32, String> {
             written.push(name.to_string());
         }};
     }
-    let mut sizes: Vec<(String, f64)> = r
+    let mut sizes: Vec<f64> = r
         .scenarios
         .iter()
-        .filter(|s| s.group == "seed")
-        .map(|s| (s.name.clone(), s.x))
+        .filter(|s| s.group == "seed" || s.group == "seed-stream")
+        .map(|s| s.x)
         .collect();
-    sizes.sort_by(|a, b| a.1.total_cmp(&b.1));
-    for (name, _) in &sizes {
-        emit!(name, root => seed_chart(&r, name, &root));
+    sizes.sort_by(f64::total_cmp);
+    sizes.dedup();
+    for size in &sizes {
+        emit!(&format!("seed-{size}"), root => seed_chart(&r, *size, &root));
     }
     if r.subject != r.baseline && r.scenarios.iter().any(|s| s.target_ratio.is_some()) {
         emit!("targets", root => targets_chart(&r, &root));
@@ -378,21 +381,33 @@ fn per_broker(
 
 fn seed_chart<DB: DrawingBackend>(
     r: &Results,
-    name: &str,
+    size: f64,
     root: &DrawingArea<DB, Shift>,
 ) -> DrawResult {
-    let s = r
-        .scenarios
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or("no such scenario")?;
+    let mut names = Vec::new();
+    let mut categories = Vec::new();
+    for (group, label) in [
+        ("seed", "classic queue: each message to one of 4 consumers"),
+        (
+            "seed-stream",
+            "stream: each of 4 consumers reads every message",
+        ),
+    ] {
+        if let Some(s) = r.scenarios.iter().find(|s| s.group == group && s.x == size) {
+            names.push(s.name.as_str());
+            categories.push(label.to_string());
+        }
+    }
     let bars = Bars {
-        title: caption(r, &format!("{} B messages: throughput", s.x)),
-        y_desc: "messages per second (end to end)".into(),
-        categories: vec![s.title.clone()],
-        series: per_broker(r, &[name], |x| (x.median, x.min, x.max)),
+        title: caption(
+            r,
+            &format!("{size} B messages, 1 producer, 4 consumers: throughput"),
+        ),
+        y_desc: "deliveries per second (end to end)".into(),
+        markers: vec![None; names.len()],
+        categories,
+        series: per_broker(r, &names, |x| (x.median, x.min, x.max)),
         log_y: false,
-        markers: vec![None],
         label: |v| short(v),
     };
     draw_bars(&bars, root)

@@ -27,7 +27,7 @@ use crate::integrity::Tracker;
 use crate::procstat::{self, ProcSample};
 use crate::stats::{
     new_histogram, BrokerCost, BrokerSample, ClientCost, Counters, Integrity, Latency, LatencyCell,
-    MissingReport, Sample, Snapshot, Summary,
+    MissingReport, Sample, Snapshot, StreamReport, Summary, NO_OFFSET,
 };
 use crate::worker::{self, Phase, Shared};
 
@@ -161,6 +161,116 @@ async fn check_integrity(
     out
 }
 
+/// Stream mode: whether every consumer got every message exactly once, in order, each
+/// with an `x-stream-offset` above the one before.
+///
+/// With producers, a counted run must have delivered everything each producer sent to
+/// every consumer; a timed run stops with messages still on their way, so only the gaps
+/// below what each consumer saw count (a stream delivers in order: what was skipped will
+/// not come). A replay of messages published before the run is checked for gaps,
+/// duplicates and order from where each consumer started.
+fn check_stream_integrity(
+    plan: &Plan,
+    shared: &Shared,
+    preexisting: u64,
+    ended_by: &str,
+    failed: bool,
+) -> Integrity {
+    let c = &shared.counters;
+    let args = &plan.args;
+    let mut out = Integrity {
+        duplicates: c.duplicates.load(Relaxed),
+        out_of_order: c.out_of_order.load(Relaxed),
+        offset_errors: c.offset_errors.load(Relaxed),
+        distinct: shared.tracker.distinct(),
+        ..Default::default()
+    };
+    let starts_before_run = !matches!(
+        plan.stream_offset.as_ref().and_then(|o| o.as_str()),
+        Some("next")
+    );
+    let skip = if !args.stamped() {
+        Some("bodies under 16 bytes carry no sequence number")
+    } else if args.consumers == 0 {
+        Some("no consumers")
+    } else if failed {
+        Some("the run failed")
+    } else if args.producers > 0 && preexisting > 0 && starts_before_run {
+        Some("the stream held messages before the run and consumers read them too")
+    } else if plan
+        .queue_args
+        .iter()
+        .any(|(k, _)| k.as_str() == "x-max-length-bytes" || k.as_str() == "x-max-age")
+    {
+        Some("stream retention may remove messages before they are read")
+    } else {
+        None
+    };
+    if skip.is_none() {
+        let sent: Vec<u64> = c.per_producer.iter().map(|p| p.load(Relaxed)).collect();
+        let counted = ended_by == "count" || ended_by == "stalled";
+        let missing = if args.producers > 0 && counted {
+            shared
+                .tracker
+                .missing(args.consumers as u16, &sent, MISSING_EXAMPLES)
+        } else {
+            shared.tracker.gaps(MISSING_EXAMPLES)
+        };
+        out.checked = true;
+        out.lost = missing.iter().map(|m| m.count).sum();
+        out.missing = missing
+            .iter()
+            .map(|m| MissingReport {
+                queue: format!("consumer c{}", m.queue),
+                producer: m.producer,
+                count: m.count,
+                first: m.first.clone(),
+            })
+            .collect();
+    }
+    let mut problems = Vec::new();
+    if out.lost > 0 {
+        let examples: Vec<String> = out
+            .missing
+            .iter()
+            .map(|m| format!("{} p{} seq {:?}", m.queue, m.producer, m.first))
+            .collect();
+        problems.push(format!(
+            "LOST {} message(s) (a consumer never got them: {})",
+            out.lost,
+            examples.join("; ")
+        ));
+    }
+    if out.duplicates > 0 {
+        problems.push(format!(
+            "DUPLICATED {} delivery(ies) (a consumer got a message twice)",
+            out.duplicates
+        ));
+    }
+    if out.out_of_order > 0 {
+        problems.push(format!(
+            "OUT OF ORDER: {} delivery(ies) came after a later message of their producer",
+            out.out_of_order
+        ));
+    }
+    if out.offset_errors > 0 {
+        problems.push(format!(
+            "BAD OFFSETS: {} delivery(ies) without an x-stream-offset header above the \
+             consumer's previous one",
+            out.offset_errors
+        ));
+    }
+    out.verdict = match (problems.is_empty(), skip) {
+        (false, _) => problems.join("; "),
+        (true, Some(why)) => format!("not checked for loss: {why}"),
+        (true, None) if args.producers > 0 => {
+            "ok: every consumer got every message sent exactly once, in order".into()
+        }
+        (true, None) => "ok: every consumer read without gaps, duplicates or reordering".into(),
+    };
+    out
+}
+
 /// Runs the plan; returns the process exit status.
 pub async fn run(plan: Plan) -> Result<i32, String> {
     let plan = Arc::new(plan);
@@ -199,7 +309,11 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
         counters: Arc::new(Counters::new(args.consumers, args.producers)),
         done: Arc::new(Notify::new()),
         producers_total,
-        tracker: Arc::new(Tracker::new()),
+        tracker: Arc::new(match plan.stream_offset {
+            // A replay reads what earlier runs published: start where each consumer did.
+            Some(_) => Tracker::ordered(args.producers == 0),
+            None => Tracker::new(),
+        }),
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let (ready_tx, mut ready_rx) = mpsc::channel(n_conns);
@@ -318,7 +432,11 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
         let consumed_enough = plan
             .consume_target
             .is_some_and(|t| c.consumed.load(Relaxed).saturating_sub(again) >= t);
-        let finished = if args.consumers > 0 {
+        let finished = if plan.stream_offset.is_some() && args.consumers > 0 {
+            // Every consumer has its share, not counting copies (a consumer that got
+            // one is still owed a message).
+            consumed_enough && c.consumers_done.load(Relaxed) == args.consumers
+        } else if args.consumers > 0 {
             consumed_enough
         } else {
             publish_end.is_some()
@@ -347,7 +465,17 @@ pub async fn run(plan: Plan) -> Result<i32, String> {
     for e in join_all(&mut workers).await {
         eprintln!("warren-perf: while closing: {e}");
     }
-    let integrity = check_integrity(&plan, &shared, &mut ctl, &ended_by, failure.is_some()).await;
+    let integrity = if plan.stream_offset.is_some() {
+        check_stream_integrity(
+            &plan,
+            &shared,
+            ctl.preexisting,
+            &ended_by,
+            failure.is_some(),
+        )
+    } else {
+        check_integrity(&plan, &shared, &mut ctl, &ended_by, failure.is_some()).await
+    };
     ctl.teardown(&plan).await;
 
     let snap = shared.counters.snapshot();
@@ -767,6 +895,29 @@ impl Reporter {
                 .collect(),
             publish_rate: snap.published as f64 / publish_elapsed,
             consume_rate: snap.consumed as f64 / elapsed,
+            consume_rate_per_consumer: counters
+                .per_consumer
+                .iter()
+                .map(|c| c.load(Relaxed) as f64 / elapsed)
+                .collect(),
+            consume_mb_per_s: counters.consumed_bytes.load(Relaxed) as f64 / elapsed / 1e6,
+            stream: plan.stream_offset.as_ref().map(|o| {
+                let offsets = |k: usize| {
+                    counters
+                        .per_consumer_offsets
+                        .iter()
+                        .map(|o| Some(o[k].load(Relaxed)).filter(|&v| v != NO_OFFSET))
+                        .collect()
+                };
+                StreamReport {
+                    start: match o.as_i64() {
+                        Some(n) => n.to_string(),
+                        None => o.as_str().unwrap_or("?").to_string(),
+                    },
+                    first_offsets: offsets(0),
+                    last_offsets: offsets(1),
+                }
+            }),
             latency_us: Latency::of(&self.e2e),
             confirm_latency_us: Latency::of(&self.confirm_lat),
             broker,

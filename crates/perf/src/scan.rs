@@ -116,6 +116,25 @@ pub fn body_size(payload: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(payload.get(4..12)?.try_into().ok()?))
 }
 
+/// The `x-stream-offset` header of a content header payload, as stream queues stamp on
+/// each delivery. Found by its key (length octet and name) rather than by decoding the
+/// whole table: the key cannot occur in our own properties otherwise, and this runs
+/// once per delivery.
+#[inline]
+pub fn stream_offset(payload: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\x0fx-stream-offset";
+    // class, weight, body size, flags: the properties start at 14.
+    let props = payload.get(14..)?;
+    let at = props.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let v = props.get(at + 1..)?;
+    let n = match props.get(at)? {
+        b'l' => i64::from_be_bytes(v.get(..8)?.try_into().ok()?),
+        b'I' => i64::from(i32::from_be_bytes(v.get(..4)?.try_into().ok()?)),
+        _ => return None,
+    };
+    u64::try_from(n).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +209,39 @@ mod tests {
             FrameError::UnknownType(b'A')
         );
         assert_eq!(deliver_fields(&[0, 60, 0, 60, 200]), None);
+    }
+
+    #[test]
+    fn finds_the_stream_offset_header() {
+        use warren_amqp_codec::{BasicProperties, FieldTable, FieldValue};
+        let header = |headers: Option<FieldTable>| {
+            let props = BasicProperties {
+                content_type: Some("text/plain".into()),
+                headers,
+                ..Default::default()
+            }
+            .to_bytes();
+            let mut buf = BytesMut::new();
+            let deliver: Method = BasicDeliver::default().into();
+            write_content(&mut buf, 1, &deliver, &props, b"x", 4096);
+            let mut frames = Vec::new();
+            let mut at = 0;
+            while let Some((f, n)) = peek(&buf[at..]).unwrap() {
+                frames.push(f.payload.to_vec());
+                at += n;
+            }
+            frames[1].clone()
+        };
+        let mut t = FieldTable::new();
+        t.insert("a", FieldValue::from("b"));
+        t.insert("x-stream-offset", FieldValue::I64(1_234_567_890_123));
+        assert_eq!(stream_offset(&header(Some(t))), Some(1_234_567_890_123));
+        let mut t = FieldTable::new();
+        t.insert("x-stream-offset", FieldValue::I32(7));
+        assert_eq!(stream_offset(&header(Some(t))), Some(7));
+        assert_eq!(stream_offset(&header(None)), None);
+        let mut t = FieldTable::new();
+        t.insert("x-stream-offset", FieldValue::from("first"));
+        assert_eq!(stream_offset(&header(Some(t))), None);
     }
 }

@@ -105,6 +105,49 @@ pub fn catalog(scale: f64) -> Vec<Scenario> {
             }),
         });
     }
+    // The seed workload on a stream: each of the 4 consumers reads every message, so the
+    // figure is deliveries per second (4 per message published).
+    for size in [100, 500, 1000] {
+        v.push(Scenario {
+            name: format!("seed-stream-{size}"),
+            group: "seed-stream",
+            x: size as f64,
+            title: format!(
+                "stream, 1 producer, 4 consumers each reading every message, prefetch 1000, \
+                 ack every 100, {} x {size} B (deliveries/s)",
+                c(100_000)
+            ),
+            kind: Kind::Run(args(&format!(
+                "-x 1 -y 4 -q 1000 -A 100 -C {} -s {size} --queue-type stream",
+                c(100_000)
+            ))),
+            metric: Metric::Throughput,
+            target: ratio(5.0),
+        });
+    }
+    v.push(Scenario {
+        name: "stream-replay".into(),
+        group: "stream",
+        x: 100.0,
+        title: format!(
+            "replay a stream from first, 1 consumer, prefetch 1000, ack every 100, {} x 100 B \
+             (filled with confirms first)",
+            c(1_000_000)
+        ),
+        kind: Kind::Drain(
+            args(&format!(
+                "-x 1 -y 0 -s 100 -C {} -c 1000 -u {{queue}} --queue-type stream --keep",
+                c(1_000_000)
+            )),
+            args(&format!(
+                "-x 0 -y 1 -q 1000 -A 100 -C {} -u {{queue}} --queue-type stream \
+                 --delete-queues",
+                c(1_000_000)
+            )),
+        ),
+        metric: Metric::Throughput,
+        target: None,
+    });
     v.push(Scenario {
         name: "publish-16".into(),
         group: "targets",
@@ -270,6 +313,16 @@ pub fn preset(name: &str) -> Option<Vec<&'static str>> {
             "scaling-8",
             "scaling-16",
         ],
+        // The seed's plots with a stream beside the classic queue, and a replay.
+        "streams" => vec![
+            "seed-100",
+            "seed-stream-100",
+            "seed-500",
+            "seed-stream-500",
+            "seed-1000",
+            "seed-stream-1000",
+            "stream-replay",
+        ],
         "all" => catalog(1.0)
             .into_iter()
             .map(|s| &*Box::leak(s.name.into_boxed_str()))
@@ -304,7 +357,7 @@ mod tests {
                 r.plan().unwrap_or_else(|e| panic!("{}: {e}", s.name));
             }
         }
-        for p in ["headline", "targets", "scaling", "all"] {
+        for p in ["headline", "targets", "scaling", "streams", "all"] {
             let names = preset(p).unwrap();
             let all = catalog(1.0);
             assert!(

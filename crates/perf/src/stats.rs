@@ -24,6 +24,8 @@ pub struct Counters {
     pub nacked: AtomicU64,
     /// Deliveries received in full.
     pub consumed: AtomicU64,
+    /// Body bytes of those deliveries.
+    pub consumed_bytes: AtomicU64,
     /// Producers that have sent (and, with confirms, settled) everything.
     pub producers_done: AtomicUsize,
     /// Connections the broker has blocked (`connection.blocked`) right now.
@@ -34,6 +36,16 @@ pub struct Counters {
     pub redelivered_again: AtomicU64,
     /// Deliveries per consumer (by consumer index), to see how the broker spread them.
     pub per_consumer: Vec<AtomicU64>,
+    /// Stream mode: consumers that have received their share.
+    pub consumers_done: AtomicUsize,
+    /// Stream mode: first deliveries of a number below one the consumer already had.
+    pub out_of_order: AtomicU64,
+    /// Stream mode: deliveries whose `x-stream-offset` header was missing or not above
+    /// the consumer's previous one.
+    pub offset_errors: AtomicU64,
+    /// Stream mode: per consumer, the first and the last `x-stream-offset` it got
+    /// ([`NO_OFFSET`] before any).
+    pub per_consumer_offsets: Vec<[AtomicU64; 2]>,
     /// Messages sent per producer (by producer index), for the loss check.
     pub per_producer: Vec<AtomicU64>,
 }
@@ -46,10 +58,16 @@ pub struct Snapshot {
     pub consumed: u64,
 }
 
+/// No `x-stream-offset` seen yet.
+pub const NO_OFFSET: u64 = u64::MAX;
+
 impl Counters {
     pub fn new(consumers: usize, producers: usize) -> Counters {
         Counters {
             per_consumer: (0..consumers).map(|_| AtomicU64::new(0)).collect(),
+            per_consumer_offsets: (0..consumers)
+                .map(|_| [AtomicU64::new(NO_OFFSET), AtomicU64::new(NO_OFFSET)])
+                .collect(),
             per_producer: (0..producers).map(|_| AtomicU64::new(0)).collect(),
             ..Default::default()
         }
@@ -249,6 +267,13 @@ pub struct Summary {
     pub publish_rate: f64,
     /// Consumed messages over the whole run.
     pub consume_rate: f64,
+    /// Each consumer's deliveries over the whole run, in consumer order.
+    pub consume_rate_per_consumer: Vec<f64>,
+    /// Body bytes received over the whole run, in MB/s (10^6 bytes).
+    pub consume_mb_per_s: f64,
+    /// Stream mode: where consumers started and which offsets they got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<Latency>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,6 +284,16 @@ pub struct Summary {
     /// Why the run stopped: "count", "duration", "interrupted", "stalled", "error".
     pub ended_by: String,
     pub integrity: Integrity,
+}
+
+/// A stream run's offsets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamReport {
+    /// The `x-stream-offset` consumers asked for.
+    pub start: String,
+    /// Per consumer, the first and last `x-stream-offset` delivered (`None`: nothing).
+    pub first_offsets: Vec<Option<u64>>,
+    pub last_offsets: Vec<Option<u64>>,
 }
 
 /// Messages of one (queue, producer) that never arrived.
@@ -282,6 +317,10 @@ pub struct Integrity {
     pub duplicates: u64,
     /// Second deliveries flagged `redelivered` (requeues; not an error).
     pub redelivered_again: u64,
+    /// Stream mode: deliveries that came after a later message of the same producer.
+    pub out_of_order: u64,
+    /// Stream mode: deliveries without an `x-stream-offset` header above the previous.
+    pub offset_errors: u64,
     /// Distinct (queue, producer, sequence) deliveries seen.
     pub distinct: u64,
     /// Messages still ready in the queues after a timed run.
@@ -296,7 +335,7 @@ pub struct Integrity {
 
 impl Integrity {
     pub fn ok(&self) -> bool {
-        self.lost == 0 && self.duplicates == 0
+        self.lost == 0 && self.duplicates == 0 && self.out_of_order == 0 && self.offset_errors == 0
     }
 }
 
@@ -361,17 +400,44 @@ impl Summary {
         rows.push((
             "consumed",
             format!(
-                "{:>11} msgs  {:>11} msg/s",
+                "{:>11} msgs  {:>11} msg/s  {:.1} MB/s",
                 group(self.consumed),
-                group(self.consume_rate.round() as u64)
+                group(self.consume_rate.round() as u64),
+                self.consume_mb_per_s
             ),
         ));
         if self.consumed_per_consumer.len() > 1 {
             let v = &self.consumed_per_consumer;
             let (min, max) = (v.iter().min().unwrap_or(&0), v.iter().max().unwrap_or(&0));
+            let r = &self.consume_rate_per_consumer;
+            let (rmin, rmax) = (
+                r.iter().copied().fold(f64::INFINITY, f64::min),
+                r.iter().copied().fold(0.0, f64::max),
+            );
             rows.push((
                 "per consumer",
-                format!("min {}  max {}", group(*min), group(*max)),
+                format!(
+                    "min {}  max {} msgs  ({} - {} msg/s)",
+                    group(*min),
+                    group(*max),
+                    group(rmin.round() as u64),
+                    group(rmax.round() as u64)
+                ),
+            ));
+        }
+        if let Some(st) = &self.stream {
+            let range = |i: usize| match (st.first_offsets[i], st.last_offsets[i]) {
+                (Some(a), Some(b)) => format!("{a}..={b}"),
+                _ => "-".into(),
+            };
+            let ranges: Vec<String> = (0..st.first_offsets.len()).map(range).collect();
+            rows.push((
+                "stream",
+                format!(
+                    "from {}; offsets per consumer {}",
+                    st.start,
+                    ranges.join(", ")
+                ),
             ));
         }
         let lat = |l: &Latency| {
@@ -545,6 +611,9 @@ mod tests {
             consumed_per_consumer: vec![25_000; 4],
             publish_rate: 100_000.0,
             consume_rate: 100_000.0,
+            consume_rate_per_consumer: vec![25_000.0; 4],
+            consume_mb_per_s: 10.0,
+            stream: None,
             latency_us: None,
             confirm_latency_us: None,
             broker: None,
@@ -561,5 +630,7 @@ mod tests {
         let table = s.table();
         assert!(table.contains("100,000 msg/s"), "{table}");
         assert!(table.contains("1p/4c over 5 conns"), "{table}");
+        assert!(table.contains("10.0 MB/s"), "{table}");
+        assert!(!table.contains("stream"), "{table}");
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use warren_amqp_codec::frame::write_method;
 use warren_amqp_codec::methods::*;
-use warren_amqp_codec::{FrameType, Method};
+use warren_amqp_codec::{FieldTable, FrameType, Method};
 
 use crate::cli::{Plan, Role};
 use crate::client::{Client, Error, Result};
@@ -114,6 +114,13 @@ struct Consumer {
     index: u16,
     /// Index of the queue it consumes, for the integrity check.
     queue: u16,
+    /// Stream mode: deliveries after which this consumer is done (and stops acking, so
+    /// the broker stops sending), and how many it has had.
+    target: Option<u64>,
+    got: u64,
+    /// Stream mode: the first and the latest `x-stream-offset` it got.
+    first_offset: Option<u64>,
+    last_offset: Option<u64>,
     /// The delivery in progress was flagged `redelivered`.
     redelivered: bool,
     content: Content,
@@ -146,8 +153,12 @@ struct Worker {
     confirmed: u64,
     nacked: u64,
     consumed: u64,
+    consumed_bytes: u64,
     /// Deliveries of the current read batch, for the integrity tracker.
     seen: Vec<Seen>,
+    /// Stream mode: every consumer gets every message, each carrying its offset.
+    stream: bool,
+    offset_errors: u64,
     shared: Arc<Shared>,
     latency: Arc<LatencyCell>,
 }
@@ -199,7 +210,10 @@ pub async fn run(
         confirmed: 0,
         nacked: 0,
         consumed: 0,
+        consumed_bytes: 0,
         seen: Vec::new(),
+        stream: plan.stream_offset.is_some(),
+        offset_errors: 0,
         shared: shared.clone(),
         latency,
     };
@@ -231,6 +245,14 @@ pub async fn run(
                 w.consumers.push(Consumer {
                     index,
                     queue,
+                    target: plan
+                        .stream_offset
+                        .as_ref()
+                        .and(plan.consume_target)
+                        .map(|t| t / args.consumers as u64),
+                    got: 0,
+                    first_offset: None,
+                    last_offset: None,
                     redelivered: false,
                     content: Content::Idle,
                     unacked: 0,
@@ -262,8 +284,18 @@ async fn setup(name: &str, roles: &[Role], plan: &Plan) -> Result<Client> {
                     c.qos(ch, args.prefetch).await?;
                 }
                 let tag = format!("warren-perf-c{index}");
-                c.consume(ch, &plan.queues[*queue as usize], &tag, args.auto_ack)
-                    .await?;
+                let mut arguments = FieldTable::new();
+                if let Some(offset) = &plan.stream_offset {
+                    arguments.insert("x-stream-offset", offset.clone());
+                }
+                c.consume(
+                    ch,
+                    &plan.queues[*queue as usize],
+                    &tag,
+                    args.auto_ack,
+                    arguments,
+                )
+                .await?;
             }
         }
     }
@@ -406,6 +438,14 @@ impl Worker {
         for p in &self.producers {
             c.per_producer[p.index as usize].store(p.sent, Relaxed);
         }
+        if self.offset_errors > 0 {
+            c.offset_errors
+                .fetch_add(std::mem::take(&mut self.offset_errors), Relaxed);
+        }
+        if self.consumed_bytes > 0 {
+            c.consumed_bytes
+                .fetch_add(std::mem::take(&mut self.consumed_bytes), Relaxed);
+        }
         if self.consumed > 0 {
             let n = std::mem::take(&mut self.consumed);
             let total = c.consumed.fetch_add(n, Relaxed) + n;
@@ -422,6 +462,11 @@ impl Worker {
                 if k.delivered > 0 {
                     c.per_consumer[k.index as usize]
                         .fetch_add(std::mem::take(&mut k.delivered), Relaxed);
+                }
+                if let (Some(first), Some(last)) = (k.first_offset, k.last_offset) {
+                    let [f, l] = &c.per_consumer_offsets[k.index as usize];
+                    f.store(first, Relaxed);
+                    l.store(last, Relaxed);
                 }
             }
         }
@@ -486,6 +531,16 @@ impl Worker {
                 }
                 (FrameType::Header, Slot::Consumer(i)) => {
                     if let Content::Header(tag) = self.consumers[i].content {
+                        if self.stream {
+                            let c = &mut self.consumers[i];
+                            match scan::stream_offset(f.payload) {
+                                Some(o) if c.last_offset.is_none_or(|l| o > l) => {
+                                    c.first_offset.get_or_insert(o);
+                                    c.last_offset = Some(o);
+                                }
+                                _ => self.offset_errors += 1,
+                            }
+                        }
                         let size = scan::body_size(f.payload).ok_or_else(truncated)?;
                         if size == 0 {
                             self.delivered(f.channel, i, tag);
@@ -506,12 +561,14 @@ impl Worker {
                                 h.saturating_record(now.saturating_sub(sent));
                                 let c = &self.consumers[i];
                                 self.seen.push(Seen {
-                                    queue: c.queue,
+                                    // Streams: every consumer gets everything.
+                                    queue: if self.stream { c.index } else { c.queue },
                                     seq,
                                     redelivered: c.redelivered,
                                 });
                             }
                         }
+                        self.consumed_bytes += f.payload.len() as u64;
                         let left = left.saturating_sub(f.payload.len() as u64);
                         if left == 0 {
                             self.delivered(f.channel, i, tag);
@@ -539,6 +596,9 @@ impl Worker {
             if a.redelivered_again > 0 {
                 c.redelivered_again.fetch_add(a.redelivered_again, Relaxed);
             }
+            if a.out_of_order > 0 {
+                c.out_of_order.fetch_add(a.out_of_order, Relaxed);
+            }
         }
         Ok(())
     }
@@ -550,6 +610,19 @@ impl Worker {
         let c = &mut self.consumers[i];
         c.content = Content::Idle;
         c.delivered += 1;
+        c.got += 1;
+        if let Some(target) = c.target {
+            if c.got >= target {
+                // Done: no more credit, so the broker stops sending.
+                if c.got == target {
+                    let n = &self.shared.counters.consumers_done;
+                    if n.fetch_add(1, Relaxed) + 1 == self.shared.plan.args.consumers {
+                        self.shared.done.notify_one();
+                    }
+                }
+                return;
+            }
+        }
         if self.auto_ack {
             return;
         }

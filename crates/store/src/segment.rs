@@ -111,42 +111,134 @@ pub enum Read {
 
 /// Reads the record at `offset` of a segment's bytes.
 pub fn read_record(seg: &Bytes, offset: usize) -> Read {
-    if offset + RECORD_HEADER > seg.len() {
-        return Read::End;
-    }
-    let len = u32::from_le_bytes(seg[offset..offset + 4].try_into().unwrap()) as usize;
-    if len == 0 {
-        return Read::End;
-    }
-    if len < 4 + FIXED_PAYLOAD || offset + 4 + len > seg.len() {
-        return Read::Torn;
-    }
-    let crc = u32::from_le_bytes(seg[offset + 4..offset + 8].try_into().unwrap());
-    let start = offset + RECORD_HEADER;
-    let end = offset + 4 + len;
-    let payload = &seg[start..end];
-    if crc32c::crc32c(payload) != crc {
-        return Read::Damaged {
-            len: len as u32 + 4,
-        };
-    }
-    match parse_payload(seg, start, end) {
-        Some(mut r) => {
-            r.len = (len + 4) as u32;
-            Read::Record(r)
-        }
-        None => Read::Damaged {
-            len: len as u32 + 4,
-        },
+    match locate(seg, offset, true) {
+        Located::Record(l) => Read::Record(l.record(seg)),
+        Located::End => Read::End,
+        Located::Damaged { len } => Read::Damaged { len },
+        Located::Torn => Read::Torn,
     }
 }
 
-fn parse_payload(seg: &Bytes, start: usize, end: usize) -> Option<Record> {
+/// A record's fields as byte ranges of its segment: found without taking a reference
+/// on the mapping, so a reader can hold it while it moves its cursor, then borrow
+/// ([`Layout::view`]) or slice ([`Layout::record`]) the fields it wants.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub seq: u64,
+    /// Raw expiry field (a stream's append time); 0 = none.
+    pub expires_at: u64,
+    flags: u8,
+    exchange: (usize, usize),
+    routing_key: (usize, usize),
+    properties: (usize, usize),
+    /// Where the BCC list starts, if the record has one.
+    bcc: Option<usize>,
+    body: (usize, usize),
+    /// Bytes the record takes in the segment, header included.
+    pub len: u32,
+}
+
+/// What [`locate`] found at an offset.
+#[derive(Debug, Clone, Copy)]
+pub enum Located {
+    Record(Layout),
+    End,
+    Damaged { len: u32 },
+    Torn,
+}
+
+/// A record's fields borrowed from its segment: no reference counts, no allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    pub seq: u64,
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub properties: &'a [u8],
+    pub body: &'a [u8],
+}
+
+impl Layout {
+    pub fn view<'a>(&self, seg: &'a [u8]) -> RecordView<'a> {
+        let s = |(from, to): (usize, usize)| &seg[from..to];
+        // Checked by `locate`.
+        let name = |r| std::str::from_utf8(s(r)).unwrap_or_default();
+        RecordView {
+            seq: self.seq,
+            exchange: name(self.exchange),
+            routing_key: name(self.routing_key),
+            properties: s(self.properties),
+            body: s(self.body),
+        }
+    }
+
+    pub fn record(&self, seg: &Bytes) -> Record {
+        let slice = |(from, to): (usize, usize)| seg.slice(from..to);
+        let name = |r| ShortStr::from_bytes(slice(r)).unwrap_or_default();
+        let bcc = self.bcc.map(|mut at| {
+            let n = seg[at] as usize;
+            at += 1;
+            let mut keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                let len = seg[at] as usize;
+                keys.push(name((at + 1, at + 1 + len)));
+                at += 1 + len;
+            }
+            keys.into_boxed_slice()
+        });
+        Record {
+            seq: self.seq,
+            expires_at: (self.expires_at != 0).then_some(self.expires_at),
+            persistent: self.flags & FLAG_PERSISTENT != 0,
+            exchange: name(self.exchange),
+            routing_key: name(self.routing_key),
+            properties: slice(self.properties),
+            body: slice(self.body),
+            bcc,
+            len: self.len,
+        }
+    }
+}
+
+/// The record at `offset` of a segment, checked against its checksum when `verify`.
+/// Without `verify` only the framing is checked (lengths within the record, names
+/// UTF-8): for records this process wrote, or checked when it recovered the segment.
+pub fn locate(seg: &[u8], offset: usize, verify: bool) -> Located {
+    if offset + RECORD_HEADER > seg.len() {
+        return Located::End;
+    }
+    let len = u32::from_le_bytes(seg[offset..offset + 4].try_into().unwrap()) as usize;
+    if len == 0 {
+        return Located::End;
+    }
+    if len < 4 + FIXED_PAYLOAD || offset + 4 + len > seg.len() {
+        return Located::Torn;
+    }
+    let start = offset + RECORD_HEADER;
+    let end = offset + 4 + len;
+    let damaged = Located::Damaged {
+        len: len as u32 + 4,
+    };
+    if verify {
+        let crc = u32::from_le_bytes(seg[offset + 4..offset + 8].try_into().unwrap());
+        if crc32c::crc32c(&seg[start..end]) != crc {
+            return damaged;
+        }
+    }
+    match parse_payload(seg, start, end) {
+        Some(mut l) => {
+            l.len = (len + 4) as u32;
+            Located::Record(l)
+        }
+        None => damaged,
+    }
+}
+
+fn parse_payload(seg: &[u8], start: usize, end: usize) -> Option<Layout> {
     let p = &seg[start..end];
     let seq = u64::from_le_bytes(p.get(0..8)?.try_into().ok()?);
     let expires_at = u64::from_le_bytes(p.get(8..16)?.try_into().ok()?);
     let flags = *p.get(16)?;
-    // (offset, length) of each variable field within the payload.
+    // (start, end) of each variable field within the segment.
     let mut at = 17;
     let mut field = |len_bytes: usize| -> Option<(usize, usize)> {
         let len = match len_bytes {
@@ -158,38 +250,39 @@ fn parse_payload(seg: &Bytes, start: usize, end: usize) -> Option<Record> {
             return None;
         }
         at = from + len;
-        Some((from, len))
+        Some((start + from, start + from + len))
     };
     let ex = field(1)?;
     let rk = field(1)?;
     let props = field(4)?;
-    let mut body_from = props.0 + props.1;
-    let slice = |(from, len): (usize, usize)| seg.slice(start + from..start + from + len);
+    for name in [ex, rk] {
+        std::str::from_utf8(&seg[name.0..name.1]).ok()?;
+    }
+    let mut body_from = props.1 - start;
     let mut bcc = None;
     if flags & FLAG_BCC != 0 {
+        bcc = Some(start + body_from);
         let n = *p.get(body_from)? as usize;
         let mut at = body_from + 1;
-        let mut keys = Vec::with_capacity(n);
         for _ in 0..n {
             let len = *p.get(at)? as usize;
             if at + 1 + len > p.len() {
                 return None;
             }
-            keys.push(ShortStr::from_bytes(slice((at + 1, len))).ok()?);
+            std::str::from_utf8(&p[at + 1..at + 1 + len]).ok()?;
             at += 1 + len;
         }
-        bcc = Some(keys.into_boxed_slice());
         body_from = at;
     }
-    Some(Record {
+    Some(Layout {
         seq,
-        expires_at: (expires_at != 0).then_some(expires_at),
-        persistent: flags & FLAG_PERSISTENT != 0,
-        exchange: ShortStr::from_bytes(slice(ex)).ok()?,
-        routing_key: ShortStr::from_bytes(slice(rk)).ok()?,
-        properties: slice(props),
-        body: seg.slice(start + body_from..end),
+        expires_at,
+        flags,
+        exchange: ex,
+        routing_key: rk,
+        properties: props,
         bcc,
+        body: (start + body_from, end),
         len: 0,
     })
 }

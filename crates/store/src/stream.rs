@@ -11,7 +11,10 @@
 //!
 //! Readers are [`Cursor`]s: each consumer has its own, positioned anywhere in the log,
 //! and reads records as slices of a read-only mapping of their segment (a replay copies
-//! nothing). Retention removes whole segments from the front, never the one being
+//! nothing), or borrows them ([`StreamLog::read_view`]: not even a reference count).
+//! Checksums are verified once, when a segment is recovered at open; a reader then
+//! trusts what this process wrote or verified, and only re-verifies in a recovered
+//! segment that had damaged records (which it skips, as recovery did). Retention removes whole segments from the front, never the one being
 //! written, when the log is over `max_bytes` or a segment's newest message is older than
 //! `max_age`, evaluated when a segment fills up, as RabbitMQ does.
 
@@ -24,7 +27,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::committer::Committer;
-use crate::segment::{self, map_read, read_record, Read, Record, WriteSegment};
+use crate::segment::{
+    self, locate, map_read, read_record, Layout, Located, Read, Record, RecordView, WriteSegment,
+};
 use crate::Message;
 
 /// RabbitMQ's default `x-stream-max-segment-size-bytes` is 500 MB; Warren preallocates
@@ -72,6 +77,8 @@ struct Seg {
     last_ts: u64,
     /// Bytes of records (the end of the data).
     end: usize,
+    /// Recovery found damaged records in it: readers verify checksums to skip them.
+    damaged: bool,
 }
 
 /// A reader's position.
@@ -80,6 +87,10 @@ pub struct Cursor {
     seg: u32,
     map: Option<Bytes>,
     pos: usize,
+    /// Where the segment's data ends, for a segment no longer written to.
+    end: usize,
+    /// Verify checksums (a recovered segment with damage).
+    verify: bool,
     /// The offset the next record read will have (or more, after a gap).
     pub next: u64,
 }
@@ -139,6 +150,7 @@ impl StreamLog {
                 first_ts: 0,
                 last_ts: 0,
                 end: 0,
+                damaged: false,
             };
             let mut pos = 0;
             loop {
@@ -161,6 +173,7 @@ impl StreamLog {
                     Read::Damaged { len } => {
                         tracing::warn!(dir = %dir.display(), segment = id, pos, "skipping a damaged stream record");
                         pos += len as usize;
+                        seg.damaged = true;
                     }
                     Read::End | Read::Torn => break,
                 }
@@ -270,6 +283,7 @@ impl StreamLog {
             first_ts: now,
             last_ts: now,
             end: 0,
+            damaged: false,
         });
         self.writer = Some((w, map));
         self.apply_retention(now);
@@ -309,28 +323,40 @@ impl StreamLog {
         }
     }
 
+    /// A cursor at byte `pos` of segment `s`, which it maps.
+    fn enter(&self, s: &Seg, pos: usize, next: u64) -> Cursor {
+        let writing = self.writer.as_ref().is_some_and(|(w, _)| w.id == s.id);
+        Cursor {
+            seg: s.id,
+            map: self.map_of(s.id).ok(),
+            pos,
+            // The writer's data ends where the zeroes start; a sealed segment's at `end`
+            // (past it, recovery found only a torn tail).
+            end: if writing { usize::MAX } else { s.end },
+            verify: s.damaged,
+            next,
+        }
+    }
+
+    /// A cursor before segment `after` + 1 (it maps its segment on its first read).
+    fn unmapped(after: u32, next: u64) -> Cursor {
+        Cursor {
+            seg: after,
+            map: None,
+            pos: 0,
+            end: 0,
+            verify: false,
+            next,
+        }
+    }
+
     /// A reader positioned at `start`.
     pub fn cursor(&self, start: Start) -> Cursor {
         let at_end = || match self.segs.back() {
-            Some(s) => Cursor {
-                seg: s.id,
-                map: self.map_of(s.id).ok(),
-                pos: s.end,
-                next: self.next_offset,
-            },
-            None => Cursor {
-                seg: 0,
-                map: None,
-                pos: 0,
-                next: self.next_offset,
-            },
+            Some(s) => self.enter(s, s.end, self.next_offset),
+            None => Self::unmapped(0, self.next_offset),
         };
-        let before_first = || Cursor {
-            seg: 0,
-            map: None,
-            pos: 0,
-            next: self.first_offset(),
-        };
+        let before_first = || Self::unmapped(0, self.first_offset());
         match start {
             Start::Next => at_end(),
             Start::First => before_first(),
@@ -370,53 +396,62 @@ impl StreamLog {
         let Ok(map) = self.map_of(seg.id) else {
             return Cursor {
                 seg: seg.id,
-                map: None,
-                pos: 0,
-                next: seg.next,
+                ..Self::unmapped(seg.id, seg.next)
             };
         };
         let mut pos = 0;
         loop {
-            match read_record(&map, pos) {
-                Read::Record(r) => {
-                    if hit(r.seq, r.expires_at.unwrap_or(0)) {
-                        return Cursor {
-                            seg: seg.id,
-                            map: Some(map),
-                            pos,
-                            next: r.seq,
-                        };
+            match locate(&map, pos, true) {
+                Located::Record(r) if pos < seg.end => {
+                    if hit(r.seq, r.expires_at) {
+                        return self.enter(seg, pos, r.seq);
                     }
                     pos += r.len as usize;
                 }
-                Read::Damaged { len } => pos += len as usize,
-                Read::End | Read::Torn => {
-                    return Cursor {
-                        seg: seg.id,
-                        map: Some(map),
-                        pos,
-                        next: seg.next,
-                    }
-                }
+                Located::Damaged { len } => pos += len as usize,
+                _ => return self.enter(seg, pos, seg.next),
             }
         }
+    }
+
+    fn is_writing(&self, id: u32) -> bool {
+        self.writer.as_ref().is_some_and(|(w, _)| w.id == id)
     }
 
     /// The next record for `cur` (its `seq` is the offset, its `expires_at` the append
     /// time), or `None` when the reader is at the end of the log.
     pub fn read(&self, cur: &mut Cursor) -> Option<Record> {
+        let l = self.next_layout(cur)?;
+        Some(l.record(cur.map.as_ref()?))
+    }
+
+    /// [`Self::read`] without taking anything: the record's fields borrowed from the
+    /// segment mapping, valid until the cursor moves.
+    pub fn read_view<'c>(&self, cur: &'c mut Cursor) -> Option<RecordView<'c>> {
+        let l = self.next_layout(cur)?;
+        Some(l.view(cur.map.as_deref()?))
+    }
+
+    /// Moves `cur` past the next record and returns where that record is in the
+    /// cursor's mapping.
+    fn next_layout(&self, cur: &mut Cursor) -> Option<Layout> {
         loop {
             let Some(map) = &cur.map else {
                 // Between segments: the next one after the last segment read.
                 let i = self.segs.partition_point(|s| s.id <= cur.seg);
                 let s = self.segs.get(i)?;
-                cur.map = Some(self.map_of(s.id).ok()?);
-                cur.seg = s.id;
-                cur.pos = 0;
+                let entered = self.enter(s, 0, cur.next);
+                entered.map.as_ref()?;
+                *cur = entered;
                 continue;
             };
-            match read_record(map, cur.pos) {
-                Read::Record(r) => {
+            let found = if cur.pos < cur.end {
+                locate(map, cur.pos, cur.verify)
+            } else {
+                Located::End
+            };
+            match found {
+                Located::Record(r) => {
                     cur.pos += r.len as usize;
                     if r.seq < cur.next {
                         continue;
@@ -424,10 +459,9 @@ impl StreamLog {
                     cur.next = r.seq + 1;
                     return Some(r);
                 }
-                Read::Damaged { len } => cur.pos += len as usize,
-                Read::End | Read::Torn => {
-                    let writing = self.writer.as_ref().is_some_and(|(w, _)| w.id == cur.seg);
-                    if writing {
+                Located::Damaged { len } => cur.pos += len as usize,
+                Located::End | Located::Torn => {
+                    if self.is_writing(cur.seg) {
                         return None;
                     }
                     let last = self.segs.back().is_some_and(|s| s.id == cur.seg);
@@ -532,6 +566,43 @@ mod tests {
         assert_eq!(drain(&log, &mut tail), vec![200]);
         assert_eq!(drain(&log, &mut from_mid), (190..201).collect::<Vec<_>>());
         assert_eq!(drain(&log, &mut log.cursor(Start::First)).len(), 201);
+    }
+
+    #[test]
+    fn views_match_records_and_recovery_damage_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = StreamLog::open(dir.path(), opts(4096), Retention::default()).unwrap();
+        for i in 0..300u64 {
+            log.append(&msg(format!("m{i}").as_bytes()), 1).unwrap();
+        }
+        let (mut a, mut b) = (log.cursor(Start::First), log.cursor(Start::First));
+        for i in 0..300u64 {
+            let r = log.read(&mut a).unwrap();
+            let v = log.read_view(&mut b).unwrap();
+            assert_eq!((r.seq, v.seq), (i, i));
+            assert_eq!((&r.body[..], &r.properties[..]), (v.body, v.properties));
+            assert_eq!((&*r.exchange, &*r.routing_key), (v.exchange, v.routing_key));
+        }
+        assert!(log.read_view(&mut b).is_none());
+        drop(log);
+        // Flip a byte of m7's body on disk: recovery skips it, and so do readers.
+        let path = segment::segment_path(dir.path(), 1);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes
+            .windows(3)
+            .position(|w| &w[..2] == b"m7" && !w[2].is_ascii_digit())
+            .unwrap();
+        bytes[at + 1] = b'8';
+        fs::write(&path, bytes).unwrap();
+        let log = StreamLog::open(dir.path(), opts(4096), Retention::default()).unwrap();
+        let mut c = log.cursor(Start::First);
+        let mut seen = Vec::new();
+        while let Some(v) = log.read_view(&mut c) {
+            assert_eq!(v.body, format!("m{}", v.seq).as_bytes());
+            seen.push(v.seq);
+        }
+        let want: Vec<u64> = (0..300).filter(|&i| i != 7).collect();
+        assert_eq!(seen, want);
     }
 
     #[test]
