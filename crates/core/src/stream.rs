@@ -126,8 +126,9 @@ impl Filter {
         }))
     }
 
-    fn accepts(&self, msg: &Message) -> bool {
-        let value = PropertiesView::parse(&msg.properties)
+    /// Whether a message with these raw properties passes the filter.
+    fn accepts(&self, properties: &[u8]) -> bool {
+        let value = PropertiesView::parse(&bytes::Bytes::copy_from_slice(properties))
             .ok()
             .and_then(|v| v.headers_table())
             .and_then(|h| {
@@ -267,10 +268,13 @@ impl StreamState {
             if !r.consumer.can_take() || !self.log.take_appended(&mut r.cursor, a) {
                 continue;
             }
-            if r.filter.as_ref().is_some_and(|f| !f.accepts(msg)) {
+            if r.filter
+                .as_ref()
+                .is_some_and(|f| !f.accepts(&msg.properties))
+            {
                 continue;
             }
-            if deliver(&r.consumer, queue, msg.clone(), a.offset) {
+            if send(&r.consumer, queue, envelope(a.offset, msg.clone()), None) {
                 sent += 1;
             }
         }
@@ -284,41 +288,19 @@ impl StreamState {
         for k in 0..n {
             let i = (self.turn + k) % n;
             let r = &mut self.readers[i];
-            if r.filter.is_none() {
-                // The replay path: frames straight from the log, no message built.
-                while r.consumer.can_take() {
-                    let Some(view) = self.log.read_view(&mut r.cursor) else {
-                        break;
-                    };
-                    let env = Envelope {
-                        seq: view.seq,
-                        msg: self.placeholder.clone(),
-                        redelivered: false,
-                        expires_at: None,
-                        loc: Default::default(),
-                        delivery_count: 0,
-                    };
-                    let c = &r.consumer;
-                    c.credit.take();
-                    c.channel_credit.take();
-                    if c.sink.deliver_view(c, queue, env, &view).is_err() {
-                        c.settled(1);
-                        break;
-                    }
-                    sent += 1;
-                }
-                continue;
-            }
+            // Frames go straight from the log: no message is built.
             while r.consumer.can_take() {
-                let Some(rec) = self.log.read(&mut r.cursor) else {
+                let Some(view) = self.log.read_view(&mut r.cursor) else {
                     break;
                 };
-                let offset = rec.seq;
-                let msg = Arc::new(rec.into_message());
-                if r.filter.as_ref().is_some_and(|f| !f.accepts(&msg)) {
+                if r.filter
+                    .as_ref()
+                    .is_some_and(|f| !f.accepts(view.properties))
+                {
                     continue;
                 }
-                if !deliver(&r.consumer, queue, msg, offset) {
+                let env = envelope(view.seq, self.placeholder.clone());
+                if !send(&r.consumer, queue, env, Some(&view)) {
                     break;
                 }
                 sent += 1;
@@ -331,25 +313,36 @@ impl StreamState {
     }
 }
 
-/// One delivery; false if the consumer's channel is closing.
-fn deliver(c: &Arc<Consumer>, queue: &Arc<crate::Queue>, msg: Arc<Message>, offset: u64) -> bool {
-    c.credit.take();
-    c.channel_credit.take();
-    let env = Envelope {
-        seq: offset,
+/// A stream delivery: never redelivered (nothing goes back into a stream), no expiry.
+fn envelope(seq: u64, msg: Arc<Message>) -> Envelope {
+    Envelope {
+        seq,
         msg,
         redelivered: false,
         expires_at: None,
         loc: Default::default(),
         delivery_count: 0,
-    };
-    match c.sink.deliver(c, queue, env) {
-        Ok(()) => true,
-        Err(_) => {
-            c.settled(1);
-            false
-        }
     }
+}
+
+/// One delivery (written from `view` when given); false if the consumer's channel is
+/// closing.
+fn send(
+    c: &Arc<Consumer>,
+    queue: &Arc<crate::Queue>,
+    env: Envelope,
+    view: Option<&warren_store::segment::RecordView<'_>>,
+) -> bool {
+    c.credit.take();
+    c.channel_credit.take();
+    let sent = match view {
+        Some(v) => c.sink.deliver_view(c, queue, env, v),
+        None => c.sink.deliver(c, queue, env),
+    };
+    if sent.is_err() {
+        c.settled(1);
+    }
+    sent.is_ok()
 }
 
 /// RabbitMQ's refusal of an operation streams do not support (a connection error).
